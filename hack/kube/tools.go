@@ -1,0 +1,4 @@
+//go:build tools
+
+// Package tools pins k8s.io/kubernetes for the control-plane builds.
+package tools
