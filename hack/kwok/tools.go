@@ -1,0 +1,4 @@
+//go:build tools
+
+// Package tools pins sigs.k8s.io/kwok.
+package tools

@@ -1,0 +1,25 @@
+// Package testenv runs the real components glusterkube is tested against,
+// on 127.0.0.1 and free ports, each in its own temp dir:
+//
+//   - etcd (Debian's etcd-server), kube-apiserver, kube-controller-manager
+//     and kube-scheduler (k8s.io/kubernetes v1.37.2, built from hack/kube),
+//   - kwok (hack/kwok) faking kubelets for Nodes and Pods, with the stage
+//     files shipped in its module (node fast + heartbeat, pod fast),
+//   - heketi with the mock executor (hack/heketi), one fresh DB per server,
+//   - glusterd on demand, for tests that mount.
+//
+// Binaries are built once into a cache folder keyed by the nested modules'
+// go.mod/go.sum and rebuilt only when a pinned version changes.
+//
+// Integration tests run when GLUSTERKUBE_INTEGRATION=1 (make test sets it).
+// Without it they skip with one line saying how to run them. With CI=true an
+// environment that cannot start fails the tests instead of skipping them.
+//
+// Each test package starts one environment in TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.Main(m, testenv.Options{Kube: true, Heketi: true})) }
+//
+// and tests take it with testenv.Get(t), isolating themselves by namespace
+// (env.Namespace(t)) and by heketi cluster, or by their own heketi server
+// (testenv.NewHeketi(t, ...)).
+package testenv
