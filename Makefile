@@ -1,0 +1,43 @@
+# glusterkube — see README.md.
+GO        ?= go
+export GOFLAGS := -buildvcs=false
+TEST_FLAGS ?= -timeout 30m
+BENCH_PKGS ?= ./topology/ ./provisioner/
+
+.PHONY: all build deps binaries test unit vet demo bench fmt clean
+
+all: build
+
+build:
+	$(GO) build -o bin/glusterkube ./cmd/glusterkube
+
+deps:
+	@hack/deps.sh
+
+# Build (once; cached in ~/.cache/glusterkube) heketi, the control plane and kwok.
+binaries: deps
+	$(GO) run ./hack/envctl build
+
+vet:
+	$(GO) vet ./...
+
+# Everything: vet, unit and integration tests on the real stack.
+test: binaries vet
+	GLUSTERKUBE_INTEGRATION=1 $(GO) test $(TEST_FLAGS) ./...
+
+# Unit tests only (integration tests skip).
+unit:
+	$(GO) test ./...
+
+# The main job on embedded defaults: a local heketi and control plane.
+demo: binaries
+	$(GO) run ./hack/demo $(if $(KEEP),-keep)
+
+bench: binaries
+	GLUSTERKUBE_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m $(BENCH_PKGS)
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
