@@ -180,3 +180,20 @@ func waitFor(ctx context.Context, p *process, what string, check func(context.Co
 		delay = min(delay*2, 250*time.Millisecond)
 	}
 }
+
+// Running lists the components this process started that are still
+// running (name and pid).
+func Running() []string {
+	runningMu.Lock()
+	defer runningMu.Unlock()
+	var out []string
+	for p := range running {
+		if !p.exited() {
+			out = append(out, fmt.Sprintf("%s (pid %d)", p.name, p.cmd.Process.Pid))
+		}
+	}
+	return out
+}
+
+// StopAll stops every component this process started.
+func StopAll() { stopAll() }
