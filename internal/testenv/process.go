@@ -197,3 +197,16 @@ func Running() []string {
 
 // StopAll stops every component this process started.
 func StopAll() { stopAll() }
+
+// pids returns the process ids of the running components by name.
+func pids() map[string]int {
+	runningMu.Lock()
+	defer runningMu.Unlock()
+	out := map[string]int{}
+	for p := range running {
+		if !p.exited() {
+			out[fmt.Sprintf("%s-%d", p.name, p.cmd.Process.Pid)] = p.cmd.Process.Pid
+		}
+	}
+	return out
+}

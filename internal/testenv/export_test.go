@@ -1,0 +1,4 @@
+package testenv
+
+// Pids exposes the running components' pids to the tests.
+var Pids = pids
