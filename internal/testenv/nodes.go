@@ -68,6 +68,9 @@ func (e *Env) DeleteNode(ctx context.Context, name string) error {
 
 // WaitNodesReady waits (with a watch) until the named nodes are Ready.
 func (e *Env) WaitNodesReady(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		return nil
+	}
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
