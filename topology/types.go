@@ -1,5 +1,11 @@
 package topology
 
+import (
+	"encoding/json"
+
+	"gopkg.in/yaml.v3"
+)
+
 // Topology is heketi's topology file: the clusters, nodes and devices that
 // `heketi-cli topology load` reads, field for field.
 type Topology struct {
@@ -42,4 +48,68 @@ type Device struct {
 	Name        string            `json:"name" yaml:"name"`
 	DestroyData bool              `json:"destroydata,omitempty" yaml:"destroydata,omitempty"`
 	Tags        map[string]string `json:"tags,omitempty" yaml:"tags,omitempty"`
+}
+
+// MarshalJSON writes a device without tags or destroydata in heketi's short
+// form, the plain name.
+func (d Device) MarshalJSON() ([]byte, error) {
+	if len(d.Tags) == 0 && !d.DestroyData {
+		return json.Marshal(d.Name)
+	}
+	type plain Device
+	return json.Marshal(plain(d))
+}
+
+// UnmarshalJSON reads either form of a device, as heketi-cli does. (Load
+// reads files with positions and validation; this is for callers that
+// decode a Topology themselves.)
+func (d *Device) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*d = Device{Name: s}
+		return nil
+	}
+	type plain Device
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*d = Device(p)
+	return nil
+}
+
+// MarshalYAML writes a device without tags or destroydata as its name.
+func (d Device) MarshalYAML() (any, error) {
+	if len(d.Tags) == 0 && !d.DestroyData {
+		return d.Name, nil
+	}
+	type plain Device
+	return plain(d), nil
+}
+
+// UnmarshalYAML reads either form of a device.
+func (d *Device) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*d = Device{Name: n.Value}
+		return nil
+	}
+	type plain Device
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*d = Device(p)
+	return nil
+}
+
+// Size counts the file's clusters, nodes and devices.
+func (t *Topology) Size() (clusters, nodes, devices int) {
+	for _, c := range t.Clusters {
+		clusters++
+		for _, n := range c.Nodes {
+			nodes++
+			devices += len(n.Devices)
+		}
+	}
+	return
 }

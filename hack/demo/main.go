@@ -98,7 +98,7 @@ func run(ctx context.Context, keep bool) int {
 	provDone := make(chan error, 1)
 	var provLog bytes.Buffer
 	go func() {
-		provDone <- app.Run(provCtx, []string{"provisioner", "--leader-elect=false"}, app.Streams{In: strings.NewReader(""), Out: &provLog, Err: &provLog})
+		provDone <- app.Run(provCtx, []string{"provisioner", "--leader-election=false"}, app.Streams{In: strings.NewReader(""), Out: &provLog, Err: &provLog})
 	}()
 	provExited := false
 	select {

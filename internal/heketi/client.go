@@ -18,12 +18,12 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	DefaultTimeout    = 2 * time.Minute
-	DefaultPollMin    = 10 * time.Millisecond
-	DefaultPollMax    = 400 * time.Millisecond
-	DefaultRetries    = 8
-	DefaultRetryMin   = 25 * time.Millisecond
-	DefaultRetryMax   = 2 * time.Second
+	DefaultTimeout     = 2 * time.Minute
+	DefaultPollMin     = 2 * time.Millisecond
+	DefaultPollMax     = 400 * time.Millisecond
+	DefaultRetries     = 8
+	DefaultRetryMin    = 25 * time.Millisecond
+	DefaultRetryMax    = 2 * time.Second
 	DefaultMaxInflight = 8
 )
 

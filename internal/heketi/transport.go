@@ -2,6 +2,8 @@ package heketi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	jwt "github.com/form3tech-oss/jwt-go"
 	"github.com/heketi/heketi/client/api/go-client"
 )
 
@@ -31,15 +34,28 @@ func (p *performer) Do(req *http.Request) (*http.Response, error) {
 	poll := p.c.cfg.PollMin
 	retry := p.c.cfg.RetryMin
 	attempts := 0
-	for {
-		if attempts > 0 && req.GetBody != nil {
-			body, err := req.GetBody()
-			if err != nil {
+	for sent := 0; ; sent++ {
+		if sent > 0 {
+			if req.GetBody != nil {
+				body, err := req.GetBody()
+				if err != nil {
+					return nil, err
+				}
+				req.Body = body
+			}
+			// The upstream client signed the request once; a JWT lives
+			// five minutes, so a long poll needs fresh ones.
+			if err := p.sign(req); err != nil {
 				return nil, err
 			}
-			req.Body = body
 		}
 		resp, err := hc.Do(req)
+		if err == nil {
+			p.lastStatus = 0
+			if resp.StatusCode >= 400 {
+				p.lastStatus = resp.StatusCode
+			}
+		}
 		switch {
 		case err != nil:
 			if !retryableNetErr(err) || attempts >= p.c.cfg.Retries || p.c.cfg.Retries < 0 {
@@ -55,8 +71,7 @@ func (p *performer) Do(req *http.Request) (*http.Response, error) {
 			}
 			poll = min(poll*3/2+time.Millisecond, p.c.cfg.PollMax)
 			continue
-		case retryableStatus(resp.StatusCode) && attempts < p.c.cfg.Retries && p.c.cfg.Retries >= 0:
-			p.lastStatus = resp.StatusCode
+		case retryableResponse(req.Method, resp.StatusCode) && attempts < p.c.cfg.Retries && p.c.cfg.Retries >= 0:
 			wait := retry
 			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
 				wait = min(time.Duration(ra)*time.Second, p.c.cfg.RetryMax)
@@ -69,9 +84,6 @@ func (p *performer) Do(req *http.Request) (*http.Response, error) {
 			retry = min(retry*2, p.c.cfg.RetryMax)
 			continue
 		default:
-			if resp.StatusCode >= 400 {
-				p.lastStatus = resp.StatusCode
-			}
 			return resp, nil
 		}
 		attempts++
@@ -80,6 +92,43 @@ func (p *performer) Do(req *http.Request) (*http.Response, error) {
 		}
 		retry = min(retry*2, p.c.cfg.RetryMax)
 	}
+}
+
+// retryableResponse reports answers worth sending the request again for:
+// 429 and 503 mean heketi did not take the request; 502 and 504 come from a
+// proxy that may have passed it on, so only reads are retried on them (a
+// repeated device add would set the device up twice).
+func retryableResponse(method string, code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return true
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		return method == http.MethodGet || method == http.MethodHead
+	}
+	return false
+}
+
+// sign replaces the request's JWT with a fresh one, as the upstream client
+// makes them (HS256; iss, iat, exp in 5 minutes, qsh = sha256 of
+// "METHOD&path").
+func (p *performer) sign(req *http.Request) error {
+	if p.c.cfg.Key == "" && p.c.cfg.User == "" {
+		return nil
+	}
+	qsh := sha256.Sum256([]byte(req.Method + "&" + req.URL.Path))
+	now := time.Now()
+	token := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"iss": p.c.cfg.User,
+		"iat": now.Unix(),
+		"exp": now.Add(5 * time.Minute).Unix(),
+		"qsh": hex.EncodeToString(qsh[:]),
+	})
+	signed, err := token.SignedString([]byte(p.c.cfg.Key))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "bearer "+signed)
+	return nil
 }
 
 func retryableStatus(code int) bool {

@@ -1,0 +1,80 @@
+package app
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestMainExitCodes(t *testing.T) {
+	t.Setenv("HEKETI_CLI_SERVER", "")
+	t.Setenv("KUBECONFIG", "")
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string // substring of stdout
+		wantErr  string // substring of stderr
+	}{
+		{name: "version", args: []string{"version"}, wantCode: ExitOK, wantOut: "glusterkube " + Version},
+		{name: "no command", args: nil, wantCode: ExitUsage, wantErr: "needs a command"},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: ExitUsage, wantErr: `unknown command "frobnicate"`},
+		{name: "help", args: []string{"--help"}, wantCode: ExitOK, wantOut: "topology"},
+		{name: "subcommand help", args: []string{"version", "--help"}, wantCode: ExitOK, wantOut: "Usage:"},
+		{name: "unknown flag", args: []string{"version", "--bogus"}, wantCode: ExitUsage, wantErr: "unknown flag: --bogus"},
+		{name: "extra argument", args: []string{"version", "extra"}, wantCode: ExitUsage, wantErr: "unexpected arguments: extra"},
+		{name: "no heketi server", args: []string{"topology", "plan", "-f", "../../../examples/topology.json"}, wantCode: ExitUsage, wantErr: "HEKETI_CLI_SERVER"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Main(tc.args, strings.NewReader(""), &out, &errOut)
+			if code != tc.wantCode {
+				t.Fatalf("exit code %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out.String(), errOut.String())
+			}
+			if !strings.Contains(out.String(), tc.wantOut) {
+				t.Errorf("stdout %q does not contain %q", out.String(), tc.wantOut)
+			}
+			if !strings.Contains(errOut.String(), tc.wantErr) {
+				t.Errorf("stderr %q does not contain %q", errOut.String(), tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestHeketiConfigFromEnvironment(t *testing.T) {
+	tests := []struct {
+		name     string
+		g        Globals
+		env      map[string]string
+		wantURL  string
+		wantUser string
+		wantKey  string
+		wantErr  string
+	}{
+		{name: "flags win", g: Globals{HeketiURL: "http://a:8080", HeketiUser: "admin", HeketiKey: "k"}, env: map[string]string{"HEKETI_CLI_SERVER": "http://b:8080"}, wantURL: "http://a:8080", wantUser: "admin", wantKey: "k"},
+		{name: "environment like heketi-cli", env: map[string]string{"HEKETI_CLI_SERVER": "http://b:8080", "HEKETI_CLI_USER": "admin", "HEKETI_CLI_KEY": "s"}, wantURL: "http://b:8080", wantUser: "admin", wantKey: "s"},
+		{name: "key alone means admin", g: Globals{HeketiURL: "http://a:8080", HeketiKey: "k"}, wantURL: "http://a:8080", wantUser: "admin", wantKey: "k"},
+		{name: "no server", wantErr: "--heketi-url"},
+		{name: "key and key file", g: Globals{HeketiURL: "http://a", HeketiKey: "k", HeketiKeyFile: "/x"}, wantErr: "mutually exclusive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := tc.g
+			g.Getenv = func(k string) string { return tc.env[k] }
+			cfg, err := g.HeketiConfig()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.URL != tc.wantURL || cfg.User != tc.wantUser || cfg.Key != tc.wantKey {
+				t.Fatalf("got %q %q %q", cfg.URL, cfg.User, cfg.Key)
+			}
+		})
+	}
+}

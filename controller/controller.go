@@ -1,0 +1,283 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/glusterkube/glusterkube/daemonset"
+	"github.com/glusterkube/glusterkube/nodes"
+	"github.com/glusterkube/glusterkube/topology"
+)
+
+// Event reasons on the topology ConfigMap.
+const (
+	ReasonInvalidTopology = "InvalidTopology"
+	ReasonLoadFailed      = "TopologyLoadFailed"
+	ReasonLoaded          = "TopologyLoaded"
+	ReasonLabelFailed     = "NodeLabelFailed"
+	ReasonNodesLabelled   = "NodesLabelled"
+	ReasonDaemonSetFailed = "DaemonSetApplyFailed"
+	ReasonDaemonSet       = "DaemonSetApplied"
+	ReasonNoTopologyKey   = "NoTopology"
+)
+
+// TopologyKeys are the ConfigMap keys read, in this order.
+var TopologyKeys = []string{"topology.json", "topology.yaml", "topology.yml"}
+
+// Heketi is what the controller needs from heketi.
+type Heketi interface {
+	topology.Heketi
+}
+
+// Config configures the controller.
+type Config struct {
+	Kube   kubernetes.Interface
+	Heketi Heketi
+	// Namespace and Name of the ConfigMap holding the topology.
+	Namespace, Name string
+	// Nodes configures labelling (label key/value, zone label, prune).
+	Nodes nodes.Options
+	// DaemonSet, when set, is applied after the nodes are labelled.
+	DaemonSet *daemonset.Manifest
+	// Load tunes the topology load.
+	Load topology.Options
+	// Recorder records Events on the ConfigMap.
+	Recorder record.EventRecorder
+}
+
+const queueKey = "topology"
+
+// Controller reconciles one topology ConfigMap.
+type Controller struct {
+	cfg      Config
+	queue    workqueue.TypedRateLimitingInterface[string]
+	cmLister corelisters.ConfigMapLister
+	synced   []cache.InformerSynced
+	// last holds the outcome of the last reconcile, for /readyz and tests.
+	last chan error
+}
+
+// New builds a controller on informers from the two factories: cmFactory
+// must be scoped to cfg.Namespace; nodeFactory is cluster-wide.
+func New(cfg Config, cmFactory, nodeFactory informers.SharedInformerFactory) (*Controller, error) {
+	if cfg.Kube == nil || cfg.Heketi == nil || cfg.Recorder == nil {
+		return nil, errors.New("controller: Kube, Heketi and Recorder are required")
+	}
+	if cfg.Namespace == "" || cfg.Name == "" {
+		return nil, errors.New("controller: the topology ConfigMap's namespace and name are required")
+	}
+	c := &Controller{
+		cfg: cfg,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 5*time.Minute),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "glusterkube-topology"}),
+		last: make(chan error, 1),
+	}
+	cms := cmFactory.Core().V1().ConfigMaps()
+	c.cmLister = cms.Lister()
+	enqueueCM := func(obj any) {
+		if o, ok := obj.(*corev1.ConfigMap); ok && o.Name != cfg.Name {
+			return
+		}
+		c.queue.Add(queueKey)
+	}
+	if _, err := cms.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueueCM,
+		UpdateFunc: func(_, obj any) { enqueueCM(obj) },
+		DeleteFunc: enqueueCM,
+	}); err != nil {
+		return nil, err
+	}
+	nodeInf := nodeFactory.Core().V1().Nodes().Informer()
+	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { c.queue.Add(queueKey) },
+		DeleteFunc: func(any) { c.queue.Add(queueKey) },
+		// Kubelets update Node status all the time; only a change of
+		// what matching and labelling look at is worth a reconcile.
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Node)
+			n, ok2 := newObj.(*corev1.Node)
+			if !ok1 || !ok2 || !reflect.DeepEqual(o.Labels, n.Labels) || !reflect.DeepEqual(o.Status.Addresses, n.Status.Addresses) {
+				c.queue.Add(queueKey)
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	c.synced = []cache.InformerSynced{cms.Informer().HasSynced, nodeInf.HasSynced}
+	return c, nil
+}
+
+// Run processes the queue until ctx ends. Start the factories first.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	logger := klog.FromContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return errors.New("controller: informer caches did not sync")
+	}
+	logger.Info("Storage controller started", "configMap", klog.KRef(c.cfg.Namespace, c.cfg.Name))
+	c.queue.Add(queueKey)
+	go wait.UntilWithContext(ctx, c.worker, time.Second)
+	<-ctx.Done()
+	return nil
+}
+
+// Synced returns a channel that receives the outcome of each reconcile
+// (dropped when nobody reads it).
+func (c *Controller) Synced() <-chan error { return c.last }
+
+func (c *Controller) worker(ctx context.Context) {
+	for c.processNext(ctx) {
+	}
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	err := c.Sync(ctx)
+	select {
+	case c.last <- err:
+	default:
+		select { // keep only the newest outcome
+		case <-c.last:
+		default:
+		}
+		select {
+		case c.last <- err:
+		default:
+		}
+	}
+	if err != nil {
+		klog.FromContext(ctx).Error(err, "Reconcile failed; retrying with backoff", "configMap", klog.KRef(c.cfg.Namespace, c.cfg.Name))
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+// errInvalid marks a failure that retrying cannot fix (the user must edit
+// the ConfigMap, which triggers a new reconcile).
+var errInvalid = errors.New("invalid topology")
+
+// Sync reconciles once: load the topology into heketi, label the nodes,
+// apply the DaemonSet.
+func (c *Controller) Sync(ctx context.Context) error {
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "configMap", klog.KRef(c.cfg.Namespace, c.cfg.Name))
+	cm, err := c.cmLister.ConfigMaps(c.cfg.Namespace).Get(c.cfg.Name)
+	if apierrors.IsNotFound(err) {
+		logger.V(2).Info("Topology ConfigMap not found; waiting for it")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	key, data := "", ""
+	for _, k := range TopologyKeys {
+		if d, ok := cm.Data[k]; ok {
+			key, data = k, d
+			break
+		}
+	}
+	if key == "" {
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonNoTopologyKey,
+			"ConfigMap has none of the keys %s: put the heketi topology file under one of them", strings.Join(TopologyKeys, ", "))
+		return nil
+	}
+	topo, diags, err := topology.Load(key, []byte(data))
+	if err != nil {
+		var msgs []string
+		for _, d := range diags {
+			if d.Severity == topology.Error {
+				msgs = append(msgs, d.String())
+			}
+		}
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonInvalidTopology,
+			"Nothing was sent to heketi; fix the topology: %s", truncate(strings.Join(msgs, "; "), 900))
+		logger.Info("Topology is invalid; nothing sent to heketi", "problems", len(msgs))
+		return nil
+	}
+
+	plan, err := topology.MakePlan(ctx, c.cfg.Heketi, topo)
+	if err != nil {
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonLoadFailed, "Reading heketi's topology: %v", err)
+		return fmt.Errorf("plan: %w", err)
+	}
+	if counts := plan.Counts(); counts.ClustersToCreate+counts.NodesToAdd+counts.DevicesToAdd > 0 {
+		report, err := topology.Apply(ctx, c.cfg.Heketi, plan, c.cfg.Load)
+		if err != nil {
+			c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonLoadFailed, "Loading the topology into heketi: %v", err)
+			return fmt.Errorf("load: %w", err)
+		}
+		if fails := report.Failures(); len(fails) > 0 {
+			var msgs []string
+			for _, f := range fails {
+				msgs = append(msgs, topology.FormatResult(f))
+			}
+			c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonLoadFailed, "%d heketi operation(s) failed: %s", len(fails), truncate(strings.Join(msgs, "; "), 900))
+			return fmt.Errorf("load: %d operation(s) failed", len(fails))
+		}
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeNormal, ReasonLoaded, "Loaded into heketi: %d cluster(s) created, %d node(s) and %d device(s) added",
+			counts.ClustersToCreate, counts.NodesToAdd, counts.DevicesToAdd)
+		logger.Info("Topology loaded into heketi", "clusters", counts.ClustersToCreate, "nodes", counts.NodesToAdd, "devices", counts.DevicesToAdd)
+	}
+
+	res, err := nodes.Label(ctx, c.cfg.Kube, topo, c.cfg.Nodes)
+	if err != nil {
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonLabelFailed, "Labelling storage nodes: %v", err)
+		return fmt.Errorf("label nodes: %w", err)
+	}
+	var changed []string
+	for _, n := range res.Nodes {
+		if n.Action != nodes.Unchanged {
+			changed = append(changed, fmt.Sprintf("%s %s", n.Node, n.Action))
+		}
+	}
+	if len(changed) > 0 {
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeNormal, ReasonNodesLabelled, "Storage nodes: %s", strings.Join(changed, ", "))
+	}
+	for _, u := range res.Unmatched {
+		logger.Info("Topology node matches no Kubernetes Node", "node", u.Topology, "path", u.Path)
+	}
+
+	if c.cfg.DaemonSet != nil {
+		results, err := daemonset.Apply(ctx, c.cfg.Kube, c.cfg.DaemonSet, daemonset.ApplyOptions{})
+		if err != nil {
+			c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonDaemonSetFailed, "Applying the GlusterFS DaemonSet: %v", err)
+			return fmt.Errorf("apply daemonset: %w", err)
+		}
+		for _, r := range results {
+			if r.Change != daemonset.Unchanged {
+				c.cfg.Recorder.Eventf(cm, corev1.EventTypeNormal, ReasonDaemonSet, "%s", r.String())
+			}
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

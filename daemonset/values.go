@@ -1,0 +1,122 @@
+package daemonset
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultNamespace is where the DaemonSet goes when Values say nothing.
+const DefaultNamespace = "glusterfs"
+
+// Values are the settable parts of the DaemonSet. Zero fields keep the
+// template's (or the default's) value. A values file holds the same fields
+// in YAML.
+type Values struct {
+	Name      string `json:"name,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	// CreateNamespace adds the Namespace to the manifest (default true).
+	CreateNamespace   *bool                        `json:"createNamespace,omitempty"`
+	Image             string                       `json:"image,omitempty"`
+	ImagePullPolicy   corev1.PullPolicy            `json:"imagePullPolicy,omitempty"`
+	NodeSelector      map[string]string            `json:"nodeSelector,omitempty"`
+	Resources         *corev1.ResourceRequirements `json:"resources,omitempty"`
+	Tolerations       []corev1.Toleration          `json:"tolerations,omitempty"`
+	PriorityClassName string                       `json:"priorityClassName,omitempty"`
+}
+
+// Merge returns v with every field set in over replacing v's.
+func (v Values) Merge(over Values) Values {
+	if over.Name != "" {
+		v.Name = over.Name
+	}
+	if over.Namespace != "" {
+		v.Namespace = over.Namespace
+	}
+	if over.CreateNamespace != nil {
+		v.CreateNamespace = over.CreateNamespace
+	}
+	if over.Image != "" {
+		v.Image = over.Image
+	}
+	if over.ImagePullPolicy != "" {
+		v.ImagePullPolicy = over.ImagePullPolicy
+	}
+	if over.NodeSelector != nil {
+		v.NodeSelector = over.NodeSelector
+	}
+	if over.Resources != nil {
+		v.Resources = over.Resources
+	}
+	if over.Tolerations != nil {
+		v.Tolerations = over.Tolerations
+	}
+	if over.PriorityClassName != "" {
+		v.PriorityClassName = over.PriorityClassName
+	}
+	return v
+}
+
+// LoadValues reads a values file. Unknown fields are errors, so a typo is
+// not silently ignored.
+func LoadValues(path string) (Values, error) {
+	var v Values
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return v, fmt.Errorf("read values file: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(b, &v); err != nil {
+		return v, fmt.Errorf("values file %s: %v (fields: name, namespace, createNamespace, image, imagePullPolicy, nodeSelector, resources, tolerations, priorityClassName)", path, err)
+	}
+	return v, nil
+}
+
+// ParseToleration parses the --toleration syntax, modelled on kubectl
+// taint: "key=value:Effect" (Equal), "key:Effect" (Exists) or "key"
+// (Exists, any effect).
+func ParseToleration(s string) (corev1.Toleration, error) {
+	var t corev1.Toleration
+	rest := s
+	if i := strings.LastIndex(rest, ":"); i >= 0 {
+		t.Effect = corev1.TaintEffect(rest[i+1:])
+		rest = rest[:i]
+	}
+	if k, v, ok := strings.Cut(rest, "="); ok {
+		t.Key, t.Value, t.Operator = k, v, corev1.TolerationOpEqual
+	} else {
+		t.Key, t.Operator = rest, corev1.TolerationOpExists
+	}
+	if t.Key == "" {
+		return t, fmt.Errorf("toleration %q: want key[=value][:NoSchedule|PreferNoSchedule|NoExecute]", s)
+	}
+	if err := validateToleration(t); err != nil {
+		return t, fmt.Errorf("toleration %q: %w", s, err)
+	}
+	return t, nil
+}
+
+// Defaults are the template's own values, for layering flags over.
+func Defaults() (Values, error) {
+	m, err := Render(Values{})
+	if err != nil {
+		return Values{}, err
+	}
+	ds := m.DaemonSet
+	pod := ds.Spec.Template.Spec
+	c := container(&pod)
+	return Values{
+		Name:              ds.Name,
+		Namespace:         ds.Namespace,
+		CreateNamespace:   ptr.To(true),
+		Image:             c.Image,
+		ImagePullPolicy:   c.ImagePullPolicy,
+		NodeSelector:      pod.NodeSelector,
+		Resources:         c.Resources.DeepCopy(),
+		Tolerations:       pod.Tolerations,
+		PriorityClassName: pod.PriorityClassName,
+	}, nil
+}

@@ -1,0 +1,202 @@
+package provisioner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/heketi/heketi/pkg/glusterfs/api"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	storagelisters "k8s.io/client-go/listers/storage/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/glusterkube/glusterkube/internal/heketi"
+)
+
+// Expander grows the heketi volumes of bound claims whose request
+// exceeds their volume, for classes with allowVolumeExpansion. Nothing
+// else in Kubernetes resizes glusterfs PVs since the in-tree plugin went.
+type Expander struct {
+	p       *Provisioner
+	claims  corelisters.PersistentVolumeClaimLister
+	volumes corelisters.PersistentVolumeLister
+	classes storagelisters.StorageClassLister
+	synced  []cache.InformerSynced
+	queue   workqueue.TypedRateLimitingInterface[string]
+}
+
+// NewExpander wires an Expander to the factory's informers; start the
+// factory after this.
+func NewExpander(p *Provisioner, f informers.SharedInformerFactory) (*Expander, error) {
+	claims := f.Core().V1().PersistentVolumeClaims()
+	volumes := f.Core().V1().PersistentVolumes()
+	classes := f.Storage().V1().StorageClasses()
+	e := &Expander{
+		p:       p,
+		claims:  claims.Lister(),
+		volumes: volumes.Lister(),
+		classes: classes.Lister(),
+		synced:  []cache.InformerSynced{claims.Informer().HasSynced, volumes.Informer().HasSynced, classes.Informer().HasSynced},
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 5*time.Minute),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "glusterkube-expand"}),
+	}
+	_, err := claims.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    e.enqueue,
+		UpdateFunc: func(_, obj any) { e.enqueue(obj) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch claims for expansion: %w", err)
+	}
+	return e, nil
+}
+
+func (e *Expander) enqueue(obj any) {
+	claim, ok := obj.(*v1.PersistentVolumeClaim)
+	if !ok || claim.Spec.VolumeName == "" || !wantsResize(claim) {
+		return
+	}
+	if key, err := cache.MetaNamespaceKeyFunc(claim); err == nil {
+		e.queue.Add(key)
+	}
+}
+
+// wantsResize: the claim asks for more than it has. (Asking for less
+// than status.capacity is refused by the API server itself: volumes never
+// shrink.)
+func wantsResize(claim *v1.PersistentVolumeClaim) bool {
+	req, ok := claim.Spec.Resources.Requests[v1.ResourceStorage]
+	if !ok {
+		return false
+	}
+	have, ok := claim.Status.Capacity[v1.ResourceStorage]
+	return ok && req.Cmp(have) > 0
+}
+
+// Run processes the queue with workers until ctx ends.
+func (e *Expander) Run(ctx context.Context, workers int) {
+	defer utilruntime.HandleCrash()
+	defer e.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), e.synced...) {
+		return
+	}
+	for range max(workers, 1) {
+		go wait.UntilWithContext(ctx, func(ctx context.Context) {
+			for e.next(ctx) {
+			}
+		}, time.Second)
+	}
+	<-ctx.Done()
+}
+
+func (e *Expander) next(ctx context.Context) bool {
+	key, quit := e.queue.Get()
+	if quit {
+		return false
+	}
+	defer e.queue.Done(key)
+	if err := e.Sync(ctx, key); err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "Expanding claim failed; will retry", "claim", key)
+		e.queue.AddRateLimited(key)
+		return true
+	}
+	e.queue.Forget(key)
+	return true
+}
+
+// Sync reconciles one claim (namespace/name): expands its heketi volume to
+// the requested size (never shrinks), then records the new size in the PV
+// and the claim's status. Every step reads the current state first, so a
+// retry after a crash does not expand twice.
+func (e *Expander) Sync(ctx context.Context, key string) error {
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	claim, err := e.claims.PersistentVolumeClaims(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if claim.Spec.VolumeName == "" || !wantsResize(claim) {
+		return nil
+	}
+	pv, err := e.volumes.Get(claim.Spec.VolumeName)
+	if apierrors.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if pv.Annotations[AnnProvisionedBy] != e.p.cfg.Name || pv.Annotations[AnnHeketiVolumeID] == "" || pv.Spec.Glusterfs == nil {
+		return nil // not ours
+	}
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KObj(claim), "pv", klog.KObj(pv), "heketiVolume", pv.Annotations[AnnHeketiVolumeName])
+	ctx = klog.NewContext(ctx, logger)
+
+	if sc := pv.Spec.StorageClassName; sc != "" {
+		class, err := e.classes.Get(sc)
+		if err == nil && (class.AllowVolumeExpansion == nil || !*class.AllowVolumeExpansion) {
+			e.p.event(claim, v1.EventTypeWarning, ReasonResizeFailed, fmt.Sprintf("StorageClass %q does not allow volume expansion (allowVolumeExpansion: true)", sc))
+			return nil
+		}
+	}
+	req, have := claim.Spec.Resources.Requests[v1.ResourceStorage], claim.Status.Capacity[v1.ResourceStorage]
+	want, err := roundUpGiB(req)
+	if err != nil {
+		return err
+	}
+	cr, err := e.p.pvCreds(ctx, pv)
+	if err != nil {
+		return err
+	}
+	h, err := e.p.clients.get(cr)
+	if err != nil {
+		return err
+	}
+	id := pv.Annotations[AnnHeketiVolumeID]
+	vol, err := h.VolumeInfo(ctx, id)
+	if err != nil {
+		if heketi.IsAdminRequired(err) || heketi.IsUnauthorized(err) {
+			err = adminRequired(cr, err)
+		}
+		return fmt.Errorf("read heketi volume %s: %w", id, err)
+	}
+	if want > vol.Size {
+		e.p.event(claim, v1.EventTypeNormal, ReasonResizing, fmt.Sprintf("Expanding heketi volume %s from %d to %d GiB", vol.Name, vol.Size, want))
+		out, err := h.VolumeExpand(ctx, id, &api.VolumeExpandRequest{Size: want - vol.Size})
+		if err != nil {
+			e.p.event(claim, v1.EventTypeWarning, ReasonResizeFailed, fmt.Sprintf("Expanding heketi volume %s: %v", vol.Name, err))
+			return fmt.Errorf("expand heketi volume %s by %d GiB: %w", id, want-vol.Size, err)
+		}
+		vol = out
+		logger.V(2).Info("Expanded heketi volume", "sizeGiB", vol.Size)
+	}
+	if have.Cmp(*resource.NewQuantity(int64(vol.Size)*giB, resource.BinarySI)) == 0 {
+		return nil
+	}
+	size := *resource.NewQuantity(int64(vol.Size)*giB, resource.BinarySI)
+	if cur := pv.Spec.Capacity[v1.ResourceStorage]; cur.Cmp(size) != 0 {
+		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"capacity": map[string]any{"storage": size.String()}}})
+		if _, err := e.p.cfg.Kube.CoreV1().PersistentVolumes().Patch(ctx, pv.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+			return fmt.Errorf("record size %s in PV %s: %w", size.String(), pv.Name, err)
+		}
+	}
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"capacity": map[string]any{"storage": size.String()}}})
+	if _, err := e.p.cfg.Kube.CoreV1().PersistentVolumeClaims(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
+		return fmt.Errorf("record size %s in claim status: %w", size.String(), err)
+	}
+	e.p.event(claim, v1.EventTypeNormal, ReasonResized, fmt.Sprintf("Heketi volume %s is now %d GiB", vol.Name, vol.Size))
+	return nil
+}

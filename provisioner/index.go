@@ -1,0 +1,169 @@
+package provisioner
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/klog/v2"
+)
+
+// volumeRef is what the index knows of one heketi volume.
+type volumeRef struct {
+	ID, Cluster string
+	GID         int64
+}
+
+// server is the provisioner's view of one heketi server: its volumes by
+// name and its nodes' storage hosts. It is built from one TopologyInfo the
+// first time the server is used (so after a restart the provisioner knows
+// every volume an earlier run created) and kept current as volumes are
+// created and deleted. Heketi has no lookup by name, and names are unique
+// per cluster only, so this index is what makes a create idempotent across
+// clusters without a TopologyInfo per claim.
+type server struct {
+	url string
+
+	mu       sync.Mutex
+	built    bool
+	building chan struct{}
+	byName   map[string][]volumeRef
+	hosts    map[string]string // node id -> storage host
+}
+
+// ensure builds the index if needed. Concurrent callers wait for one build.
+func (s *server) ensure(ctx context.Context, h Heketi, gids *gidTable) error {
+	for {
+		s.mu.Lock()
+		if s.built {
+			s.mu.Unlock()
+			return nil
+		}
+		if ch := s.building; ch != nil {
+			s.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		ch := make(chan struct{})
+		s.building = ch
+		s.mu.Unlock()
+
+		err := s.build(ctx, h, gids)
+		s.mu.Lock()
+		s.building = nil
+		s.built = err == nil
+		s.mu.Unlock()
+		close(ch)
+		return err
+	}
+}
+
+func (s *server) build(ctx context.Context, h Heketi, gids *gidTable) error {
+	topo, err := h.TopologyInfo(ctx)
+	if err != nil {
+		return fmt.Errorf("list volumes of heketi %s: %w", s.url, err)
+	}
+	byName := map[string][]volumeRef{}
+	hosts := map[string]string{}
+	n := 0
+	for _, c := range topo.ClusterList {
+		for _, node := range c.Nodes {
+			if len(node.Hostnames.Storage) > 0 {
+				hosts[node.Id] = node.Hostnames.Storage[0]
+			}
+		}
+		for _, v := range c.Volumes {
+			byName[v.Name] = append(byName[v.Name], volumeRef{ID: v.Id, Cluster: v.Cluster, GID: v.Gid})
+			if v.Gid > 0 {
+				gids.Reserve(v.Name, int(v.Gid))
+			}
+			n++
+		}
+	}
+	s.mu.Lock()
+	s.byName, s.hosts = byName, hosts
+	s.mu.Unlock()
+	klog.FromContext(ctx).V(2).Info("Indexed heketi volumes", "heketi", s.url, "volumes", n, "nodes", len(hosts))
+	return nil
+}
+
+// invalidate makes the next ensure rebuild the index, e.g. after a create
+// whose outcome is unknown.
+func (s *server) invalidate() {
+	s.mu.Lock()
+	s.built = false
+	s.mu.Unlock()
+}
+
+func (s *server) lookup(name string) (volumeRef, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refs := s.byName[name]
+	if len(refs) == 0 {
+		return volumeRef{}, false
+	}
+	return refs[0], true
+}
+
+func (s *server) add(name string, ref volumeRef) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byName == nil {
+		s.byName = map[string][]volumeRef{}
+	}
+	for _, r := range s.byName[name] {
+		if r.ID == ref.ID {
+			return
+		}
+	}
+	s.byName[name] = append(s.byName[name], ref)
+}
+
+func (s *server) remove(name, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refs := s.byName[name]
+	for i, r := range refs {
+		if r.ID == id {
+			refs = append(refs[:i:i], refs[i+1:]...)
+			break
+		}
+	}
+	if len(refs) == 0 {
+		delete(s.byName, name)
+	} else {
+		s.byName[name] = refs
+	}
+}
+
+// storageHost returns a node's storage host, if known.
+func (s *server) storageHost(nodeID string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h, ok := s.hosts[nodeID]
+	return h, ok
+}
+
+// servers holds one server per heketi URL.
+type servers struct {
+	mu sync.Mutex
+	m  map[string]*server
+}
+
+func (ss *servers) get(url string) *server {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.m == nil {
+		ss.m = map[string]*server{}
+	}
+	s, ok := ss.m[url]
+	if !ok {
+		s = &server{url: url}
+		ss.m[url] = s
+	}
+	return s
+}

@@ -1,0 +1,256 @@
+package provisioner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heketi/heketi/pkg/glusterfs/api"
+	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/glusterkube/glusterkube/internal/heketi"
+	"github.com/glusterkube/glusterkube/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, testenv.Options{Kube: true, Heketi: true}))
+}
+
+// hostSeq gives every heketi test cluster its own storage IPs: heketi
+// wants hostnames unique per server.
+var hostSeq atomic.Int32
+
+// heketiCluster creates a cluster of three nodes with one device each and
+// returns its id.
+func heketiCluster(t testing.TB, h *heketi.Client) string {
+	t.Helper()
+	ctx := context.Background()
+	cl, err := h.ClusterCreate(ctx, &api.ClusterCreateRequest{ClusterFlags: api.ClusterFlags{File: true, Block: true}})
+	if err != nil {
+		t.Fatalf("heketi cluster: %v", err)
+	}
+	n := hostSeq.Add(1)
+	for i := 1; i <= 3; i++ {
+		ip := fmt.Sprintf("10.%d.%d.%d", 100+n/250, n%250, i)
+		req := &api.NodeAddRequest{Zone: i, ClusterId: cl.Id}
+		req.Hostnames.Manage = []string{ip}
+		req.Hostnames.Storage = []string{ip}
+		node, err := h.NodeAdd(ctx, req)
+		if err != nil {
+			t.Fatalf("heketi node %s: %v", ip, err)
+		}
+		for _, dev := range []string{"/dev/sdb", "/dev/sdc"} {
+			d := &api.DeviceAddRequest{NodeId: node.Id}
+			d.Name = dev
+			if err := h.DeviceAdd(ctx, d); err != nil {
+				t.Fatalf("heketi device %s on %s: %v", dev, ip, err)
+			}
+		}
+	}
+	return cl.Id
+}
+
+// clusterVolumes returns the volumes of one heketi cluster.
+func clusterVolumes(t testing.TB, h *heketi.Client, cluster string) []api.VolumeInfoResponse {
+	t.Helper()
+	topo, err := h.TopologyInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range topo.ClusterList {
+		if c.Id == cluster {
+			return c.Volumes
+		}
+	}
+	t.Fatalf("heketi cluster %s not found", cluster)
+	return nil
+}
+
+// fastClient is a clientset without client-go's default 5 QPS.
+func fastClient(t testing.TB, cfg *rest.Config) kubernetes.Interface {
+	t.Helper()
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = 500, 1000
+	cs, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// callCounter counts heketi calls by operation (the Observe hook).
+type callCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *callCounter) observe(op string, _ time.Duration, _ error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[op]++
+}
+
+func (c *callCounter) get(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[op]
+}
+
+type running struct {
+	p      *Provisioner
+	name   string
+	calls  *callCounter
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (r *running) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// startProvisioner runs the provisioner in-process under a name of the
+// test's own, so tests never take each other's claims.
+func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.Config, mutate func(*Config)) *running {
+	t.Helper()
+	calls := &callCounter{}
+	hcfg.Observe = calls.observe
+	if hcfg.MaxInflight == 0 {
+		hcfg.MaxInflight = heketi.DefaultMaxInflight
+	}
+	cfg := Config{Name: name, Kube: fastClient(t, env.Config), Heketi: hcfg}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{p: p, name: name, calls: calls, cancel: cancel, done: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		defer close(r.done)
+		err := Run(ctx, p, RunOptions{RetryIntervalStart: 100 * time.Millisecond, RetryIntervalMax: 2 * time.Second, CreatePVInterval: time.Second, Ready: func() { close(ready) }})
+		if err != nil {
+			t.Errorf("provisioner: %v", err)
+		}
+	}()
+	<-ready
+	t.Cleanup(r.stop)
+	return r
+}
+
+func provName(ns string) string { return "glusterkube.io/" + ns }
+
+func storageClass(name, provisioner string, reclaim v1.PersistentVolumeReclaimPolicy, params map[string]string) *storagev1.StorageClass {
+	expand := true
+	return &storagev1.StorageClass{
+		ObjectMeta:           metav1.ObjectMeta{Name: name},
+		Provisioner:          provisioner,
+		Parameters:           params,
+		ReclaimPolicy:        &reclaim,
+		AllowVolumeExpansion: &expand,
+	}
+}
+
+func createClass(t testing.TB, kube kubernetes.Interface, sc *storagev1.StorageClass) {
+	t.Helper()
+	if _, err := kube.StorageV1().StorageClasses().Create(context.Background(), sc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.StorageV1().StorageClasses().Delete(context.Background(), sc.Name, metav1.DeleteOptions{})
+	})
+}
+
+func newClaim(ns, name, class, size string, modes ...v1.PersistentVolumeAccessMode) *v1.PersistentVolumeClaim {
+	if len(modes) == 0 {
+		modes = []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}
+	}
+	return &v1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1.PersistentVolumeClaimSpec{
+			StorageClassName: &class,
+			AccessModes:      modes,
+			Resources:        v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse(size)}},
+		},
+	}
+}
+
+// waitBound waits until the claims are Bound and returns their PVs.
+func waitBound(t testing.TB, kube kubernetes.Interface, ns string, names []string, timeout time.Duration) map[string]*v1.PersistentVolume {
+	t.Helper()
+	pvs := map[string]*v1.PersistentVolume{}
+	var pending []string
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		phase := map[string]*v1.PersistentVolumeClaim{}
+		for i := range list.Items {
+			phase[list.Items[i].Name] = &list.Items[i]
+		}
+		pending = pending[:0]
+		for _, n := range names {
+			c := phase[n]
+			if c == nil || c.Status.Phase != v1.ClaimBound {
+				pending = append(pending, n)
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("claims not Bound after %s: %s", timeout, strings.Join(pending, ", "))
+	}
+	for _, n := range names {
+		c, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), n, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pv, err := kube.CoreV1().PersistentVolumes().Get(context.Background(), c.Spec.VolumeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pvs[n] = pv
+	}
+	return pvs
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		ok, err := cond(ctx)
+		last = err
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: not after %s (last error: %v)", what, timeout, last)
+	}
+}
+
+func claimEvents(t testing.TB, kube kubernetes.Interface, ns, claim string) []v1.Event {
+	t.Helper()
+	list, err := kube.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + claim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}

@@ -1,0 +1,564 @@
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/heketi/heketi/pkg/glusterfs/api"
+	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
+
+	"github.com/glusterkube/glusterkube/internal/heketi"
+)
+
+const testURL = "http://heketi.test:8080"
+
+type fixture struct {
+	kube   *fake.Clientset
+	heketi *fakeHeketi
+	rec    *record.FakeRecorder
+	p      *Provisioner
+	dialed []heketi.Config
+}
+
+func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
+	t.Helper()
+	f := &fixture{kube: fake.NewClientset(objs...), heketi: newFakeHeketi(), rec: record.NewFakeRecorder(100)}
+	f.p = f.newProvisioner(t)
+	return f
+}
+
+// newProvisioner is a fresh process: empty index, empty GID table.
+func (f *fixture) newProvisioner(t *testing.T) *Provisioner {
+	t.Helper()
+	p, err := New(Config{
+		Kube:     f.kube,
+		Heketi:   heketi.Config{URL: testURL, User: "admin", Key: "adminkey"},
+		Recorder: f.rec,
+		Dial: func(cfg heketi.Config) (Heketi, error) {
+			f.dialed = append(f.dialed, cfg)
+			return f.heketi, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (f *fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func class(name string, params map[string]string, reclaim v1.PersistentVolumeReclaimPolicy) *storagev1.StorageClass {
+	return &storagev1.StorageClass{
+		ObjectMeta:    metav1.ObjectMeta{Name: name, UID: types.UID("sc-" + name)},
+		Provisioner:   DefaultName,
+		Parameters:    params,
+		ReclaimPolicy: &reclaim,
+		MountOptions:  []string{"log-level=ERROR"},
+	}
+}
+
+func claim(ns, name, uid, size string, modes ...v1.PersistentVolumeAccessMode) *v1.PersistentVolumeClaim {
+	if len(modes) == 0 {
+		modes = []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}
+	}
+	return &v1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid)},
+		Spec: v1.PersistentVolumeClaimSpec{
+			AccessModes: modes,
+			Resources:   v1.VolumeResourceRequirements{Requests: v1.ResourceList{v1.ResourceStorage: resource.MustParse(size)}},
+		},
+	}
+}
+
+func provisionOpts(sc *storagev1.StorageClass, c *v1.PersistentVolumeClaim) controller.ProvisionOptions {
+	return controller.ProvisionOptions{StorageClass: sc, PVC: c, PVName: "pvc-" + string(c.UID)}
+}
+
+// asLibrary marks a PV as the library would before saving it.
+func asLibrary(pv *v1.PersistentVolume, c *v1.PersistentVolumeClaim) *v1.PersistentVolume {
+	pv.Annotations[AnnProvisionedBy] = DefaultName
+	pv.Spec.ClaimRef = &v1.ObjectReference{Namespace: c.Namespace, Name: c.Name, UID: c.UID}
+	return pv
+}
+
+func TestProvisionBuildsPV(t *testing.T) {
+	tests := []struct {
+		name    string
+		reclaim v1.PersistentVolumeReclaimPolicy
+		size    string
+		modes   []v1.PersistentVolumeAccessMode
+		wantGiB int64
+	}{
+		{"delete RWO rounds 1500Mi up to 2GiB", v1.PersistentVolumeReclaimDelete, "1500Mi", []v1.PersistentVolumeAccessMode{v1.ReadWriteOnce}, 2},
+		{"retain RWX", v1.PersistentVolumeReclaimRetain, "1Gi", []v1.PersistentVolumeAccessMode{v1.ReadWriteMany}, 1},
+		{"ROX", v1.PersistentVolumeReclaimDelete, "10M", []v1.PersistentVolumeAccessMode{v1.ReadOnlyMany}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			sc := class("gold", map[string]string{"volumetype": "replicate:3", "gidMin": "40000", "gidMax": "40010", "volumeoptions": "client.ssl on"}, tt.reclaim)
+			c := claim("ns1", "data", "11111111-2222-3333-4444-555555555555", tt.size, tt.modes...)
+			pv, state, err := f.p.Provision(context.Background(), provisionOpts(sc, c))
+			if err != nil || state != controller.ProvisioningFinished {
+				t.Fatalf("Provision: %v %v", state, err)
+			}
+			if pv.Name != "pvc-"+string(c.UID) || pv.Spec.PersistentVolumeReclaimPolicy != tt.reclaim {
+				t.Errorf("name %s reclaim %s", pv.Name, pv.Spec.PersistentVolumeReclaimPolicy)
+			}
+			if got := pv.Spec.Capacity[v1.ResourceStorage]; got.Value() != tt.wantGiB<<30 {
+				t.Errorf("capacity %s", got.String())
+			}
+			if len(pv.Spec.AccessModes) != 1 || pv.Spec.AccessModes[0] != tt.modes[0] {
+				t.Errorf("access modes %v", pv.Spec.AccessModes)
+			}
+			gs := pv.Spec.Glusterfs
+			if gs == nil || gs.EndpointsName != "glusterfs-dynamic-data" || gs.Path != "vol_pvc-"+string(c.UID) || *gs.EndpointsNamespace != "ns1" {
+				t.Fatalf("glusterfs source %+v", gs)
+			}
+			want := map[string]string{AnnGID: "40000", AnnHeketiURL: testURL, AnnHeketiUser: "admin", AnnHeketiVolumeName: gs.Path, AnnGlusterType: "file"}
+			for k, v := range want {
+				if pv.Annotations[k] != v {
+					t.Errorf("annotation %s=%q, want %q", k, pv.Annotations[k], v)
+				}
+			}
+			if pv.Annotations[AnnHeketiVolumeID] == "" {
+				t.Error("no heketi volume id annotation")
+			}
+			for k, v := range pv.Annotations {
+				if strings.Contains(v, "adminkey") {
+					t.Errorf("annotation %s holds the key", k)
+				}
+			}
+			if strings.Join(pv.Spec.MountOptions, ",") != "log-level=ERROR,backup-volfile-servers=10.0.0.2:10.0.0.3" {
+				t.Errorf("mount options %q", pv.Spec.MountOptions)
+			}
+			req := f.heketi.creates[0]
+			if req.Size != int(tt.wantGiB) || req.Gid != 40000 || req.Durability.Replicate.Replica != 3 || req.GlusterVolumeOptions[0] != "client.ssl on" || !req.Snapshot.Enable || req.Snapshot.Factor != 1 {
+				t.Errorf("create request %+v", req)
+			}
+			ep, err := f.kube.CoreV1().Endpoints("ns1").Get(context.Background(), "glusterfs-dynamic-data", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 3 || ep.Subsets[0].Addresses[0].IP != "10.0.0.1" || ep.Annotations[AnnPV] != pv.Name {
+				t.Errorf("endpoints %+v", ep)
+			}
+			if _, err := f.kube.CoreV1().Services("ns1").Get(context.Background(), "glusterfs-dynamic-data", metav1.GetOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestProvisionBadParameterMakesNoHeketiCall(t *testing.T) {
+	f := newFixture(t)
+	sc := class("bad", map[string]string{"volumetype": "replicate:x"}, v1.PersistentVolumeReclaimDelete)
+	_, state, err := f.p.Provision(context.Background(), provisionOpts(sc, claim("ns1", "c", "u1", "1Gi")))
+	if err == nil || !strings.Contains(err.Error(), "volumetype") {
+		t.Fatalf("err %v", err)
+	}
+	if state != controller.ProvisioningNoChange {
+		t.Errorf("state %s", state)
+	}
+	if len(f.dialed) != 0 || f.heketi.count("volume_create")+f.heketi.count("topology_info") != 0 {
+		t.Errorf("heketi was called: dialed %d, calls %v", len(f.dialed), f.heketi.calls)
+	}
+}
+
+// A crash after heketi made the volume and before the PV was saved: the
+// next process finds the volume by name instead of making a second one.
+func TestProvisionAfterCrashReusesVolume(t *testing.T) {
+	f := newFixture(t)
+	crash := errors.New("killed")
+	f.p.cfg.AfterVolumeCreate = func(context.Context, string, string) error { return crash }
+	sc := class("gold", nil, v1.PersistentVolumeReclaimDelete)
+	c := claim("ns1", "data", "u-crash-0001", "1Gi")
+	_, state, err := f.p.Provision(context.Background(), provisionOpts(sc, c))
+	if !errors.Is(err, crash) || state != controller.ProvisioningInBackground {
+		t.Fatalf("first attempt: %v %v", state, err)
+	}
+	restarted := f.newProvisioner(t)
+	pv, state, err := restarted.Provision(context.Background(), provisionOpts(sc, c))
+	if err != nil || state != controller.ProvisioningFinished {
+		t.Fatalf("after restart: %v %v", state, err)
+	}
+	if n := len(f.heketi.volumeNames()); n != 1 || f.heketi.count("volume_create") != 1 {
+		t.Fatalf("%d volumes, %d creates", n, f.heketi.count("volume_create"))
+	}
+	if pv.Annotations[AnnGID] != "2000" {
+		t.Errorf("reused volume's GID %s", pv.Annotations[AnnGID])
+	}
+	if !strings.Contains(strings.Join(f.events(), "\n"), ReasonVolumeReused) {
+		t.Error("no reuse event")
+	}
+	// The reused volume's GID is held: another claim gets a new one.
+	pv2, _, err := restarted.Provision(context.Background(), provisionOpts(sc, claim("ns1", "other", "u-crash-0002", "1Gi")))
+	if err != nil || pv2.Annotations[AnnGID] != "2001" {
+		t.Errorf("second claim: gid %v err %v", pv2.Annotations[AnnGID], err)
+	}
+}
+
+func TestProvisionCreateOutcomes(t *testing.T) {
+	timeout := &heketi.Error{Op: "volume_create", Err: context.DeadlineExceeded, Message: "context deadline exceeded"}
+	tests := []struct {
+		name       string
+		fail       func(*api.VolumeCreateRequest) (bool, error)
+		wantState  controller.ProvisioningState
+		wantErr    string
+		retryState controller.ProvisioningState // second attempt, failures off
+		volumes    int
+	}{
+		{"timeout while heketi goes on", func(*api.VolumeCreateRequest) (bool, error) { return true, timeout },
+			controller.ProvisioningInBackground, "outcome unknown", controller.ProvisioningFinished, 1},
+		{"timeout and nothing made", func(*api.VolumeCreateRequest) (bool, error) { return false, timeout },
+			controller.ProvisioningInBackground, "outcome unknown", controller.ProvisioningFinished, 1},
+		{"no space is final", func(*api.VolumeCreateRequest) (bool, error) {
+			return false, herr("volume_create", http.StatusInternalServerError, "No space")
+		}, controller.ProvisioningFinished, "No space", controller.ProvisioningFinished, 1},
+		{"busy heketi never got it", func(*api.VolumeCreateRequest) (bool, error) {
+			return false, herr("volume_create", http.StatusTooManyRequests, "busy")
+		}, controller.ProvisioningFinished, "busy", controller.ProvisioningFinished, 1},
+		{"user key: created but unreadable", func(*api.VolumeCreateRequest) (bool, error) {
+			return true, herr("volume_create", http.StatusUnauthorized, "Administrator access required")
+		}, controller.ProvisioningInBackground, "admin user", controller.ProvisioningFinished, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.heketi.failCreate = tt.fail
+			sc := class("gold", nil, v1.PersistentVolumeReclaimDelete)
+			c := claim("ns1", "data", "u-outcome", "1Gi")
+			_, state, err := f.p.Provision(context.Background(), provisionOpts(sc, c))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || state != tt.wantState {
+				t.Fatalf("first attempt: %s %v", state, err)
+			}
+			f.heketi.failCreate = nil
+			pv, state, err := f.p.Provision(context.Background(), provisionOpts(sc, c))
+			if err != nil || state != tt.retryState {
+				t.Fatalf("retry: %s %v", state, err)
+			}
+			if got := len(f.heketi.volumeNames()); got != tt.volumes {
+				t.Errorf("%d heketi volumes, want %d", got, tt.volumes)
+			}
+			if pv.Annotations[AnnGID] != "2000" {
+				t.Errorf("gid %s", pv.Annotations[AnnGID])
+			}
+		})
+	}
+}
+
+// Heketi refuses a name in use; the provisioner finds the earlier volume.
+func TestProvisionNameInUseFindsVolume(t *testing.T) {
+	f := newFixture(t)
+	sc := class("gold", nil, v1.PersistentVolumeReclaimDelete)
+	c := claim("ns1", "data", "u-inuse", "1Gi")
+	// Index built while the volume did not exist yet...
+	if _, err := f.p.servers.get(testURL), f.p.servers.get(testURL).ensure(context.Background(), f.heketi, f.p.gids); err != nil {
+		t.Fatal(err)
+	}
+	// ...then another process made it.
+	req := &api.VolumeCreateRequest{Name: VolumeName("", c, "pvc-u-inuse"), Size: 1, Gid: 2000}
+	if _, err := f.heketi.VolumeCreate(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	_, state, err := f.p.Provision(context.Background(), provisionOpts(sc, c))
+	if err != nil || state != controller.ProvisioningFinished {
+		t.Fatalf("%s %v", state, err)
+	}
+	if n := len(f.heketi.volumeNames()); n != 1 {
+		t.Errorf("%d volumes", n)
+	}
+}
+
+func TestProvisionAdminRequiredBeforeCreate(t *testing.T) {
+	f := newFixture(t)
+	f.heketi.failTopo = func() error {
+		return herr("topology_info", http.StatusUnauthorized, "Administrator access required")
+	}
+	_, state, err := f.p.Provision(context.Background(), provisionOpts(class("gold", nil, v1.PersistentVolumeReclaimDelete), claim("ns1", "c", "u", "1Gi")))
+	if err == nil || !strings.Contains(err.Error(), "needs heketi's admin user") || state != controller.ProvisioningNoChange {
+		t.Fatalf("%s %v", state, err)
+	}
+	if f.heketi.count("volume_create") != 0 {
+		t.Error("created a volume it could never delete")
+	}
+	if !strings.Contains(strings.Join(f.events(), "\n"), ReasonHeketiAdminRequired) {
+		t.Error("no event")
+	}
+}
+
+func TestProvisionGIDRangeExhausted(t *testing.T) {
+	f := newFixture(t)
+	sc := class("tiny", map[string]string{"gidMin": "3000", "gidMax": "3000"}, v1.PersistentVolumeReclaimDelete)
+	if _, _, err := f.p.Provision(context.Background(), provisionOpts(sc, claim("ns1", "a", "u-a", "1Gi"))); err != nil {
+		t.Fatal(err)
+	}
+	_, state, err := f.p.Provision(context.Background(), provisionOpts(sc, claim("ns1", "b", "u-b", "1Gi")))
+	if err == nil || !strings.Contains(err.Error(), "3000..3000") || state != controller.ProvisioningFinished {
+		t.Fatalf("%s %v", state, err)
+	}
+	if f.heketi.count("volume_create") != 1 {
+		t.Errorf("%d creates", f.heketi.count("volume_create"))
+	}
+	if !strings.Contains(strings.Join(f.events(), "\n"), ReasonGIDRangeExhausted) {
+		t.Error("no event")
+	}
+}
+
+func TestProvisionGIDsFromExistingPVs(t *testing.T) {
+	old := &v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "old", Annotations: map[string]string{AnnGID: "2000"}}}
+	f := newFixture(t, old)
+	pv, _, err := f.p.Provision(context.Background(), provisionOpts(class("gold", nil, v1.PersistentVolumeReclaimDelete), claim("ns1", "c", "u", "1Gi")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Annotations[AnnGID] != "2001" {
+		t.Errorf("gid %s, want 2001 (2000 belongs to PV old)", pv.Annotations[AnnGID])
+	}
+}
+
+func TestProvisionCredentials(t *testing.T) {
+	secret := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "gk", Name: "heketi"}, Type: SecretType, Data: map[string][]byte{"key": []byte("fromsecret")}}
+	wrongType := &v1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "gk", Name: "opaque"}, Type: v1.SecretTypeOpaque, Data: map[string][]byte{"key": []byte("x")}}
+	tests := []struct {
+		name     string
+		params   map[string]string
+		wantURL  string
+		wantUser string
+		wantKey  string
+		wantAnn  string
+		wantErr  string
+	}{
+		{"flags", nil, testURL, "admin", "adminkey", "", ""},
+		{"secret", map[string]string{"resturl": "http://other:1", "restuser": "admin", "secretNamespace": "gk", "secretName": "heketi"}, "http://other:1", "admin", "fromsecret", "gk/heketi", ""},
+		{"inline key", map[string]string{"resturl": "http://other:1", "restuserkey": "inline"}, "http://other:1", "admin", "inline", "", ""},
+		{"no auth", map[string]string{"resturl": "http://noauth:1"}, "http://noauth:1", "", "", "", ""},
+		{"auth off", map[string]string{"restauthenabled": "false"}, testURL, "", "", "", ""},
+		{"missing secret", map[string]string{"secretNamespace": "gk", "secretName": "nope"}, "", "", "", "", "not found"},
+		{"secret of wrong type", map[string]string{"secretNamespace": "gk", "secretName": "opaque"}, "", "", "", "", "must have type kubernetes.io/glusterfs"},
+		{"user without key elsewhere", map[string]string{"resturl": "http://other:1", "restuser": "bob"}, "", "", "", "", "without a key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, secret, wrongType)
+			pv, _, err := f.p.Provision(context.Background(), provisionOpts(class("c", tt.params, v1.PersistentVolumeReclaimDelete), claim("ns1", "c", "u", "1Gi")))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := f.dialed[0]
+			if d.URL != tt.wantURL || d.User != tt.wantUser || d.Key != tt.wantKey {
+				t.Errorf("dialed %s as %q key %q", d.URL, d.User, d.Key)
+			}
+			if pv.Annotations[AnnHeketiSecret] != tt.wantAnn || pv.Annotations[AnnHeketiURL] != tt.wantURL {
+				t.Errorf("annotations %v", pv.Annotations)
+			}
+		})
+	}
+}
+
+// A Retained PV of an earlier claim with the same name keeps its
+// Endpoints; the new claim gets another name.
+func TestProvisionEndpointsNameTaken(t *testing.T) {
+	f := newFixture(t)
+	sc := class("gold", nil, v1.PersistentVolumeReclaimRetain)
+	first, _, err := f.p.Provision(context.Background(), provisionOpts(sc, claim("ns1", "data", "u-first-1", "1Gi")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := f.p.Provision(context.Background(), provisionOpts(sc, claim("ns1", "data", "u-second-2", "1Gi")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Spec.Glusterfs.EndpointsName == second.Spec.Glusterfs.EndpointsName {
+		t.Fatalf("both use %s", first.Spec.Glusterfs.EndpointsName)
+	}
+	ep, err := f.kube.CoreV1().Endpoints("ns1").Get(context.Background(), first.Spec.Glusterfs.EndpointsName, metav1.GetOptions{})
+	if err != nil || ep.Annotations[AnnPV] != first.Name {
+		t.Errorf("first endpoints %v %v", ep.Annotations, err)
+	}
+}
+
+func TestDelete(t *testing.T) {
+	sc := class("gold", nil, v1.PersistentVolumeReclaimDelete)
+	c := claim("ns1", "data", "u-del", "1Gi")
+	tests := []struct {
+		name      string
+		mutate    func(f *fixture, pv *v1.PersistentVolume)
+		wantErr   string
+		ignored   bool
+		wantVols  int
+		wantEPGone bool
+	}{
+		{"deletes volume and endpoints", nil, "", false, 0, true},
+		{"class deleted first", func(f *fixture, _ *v1.PersistentVolume) {
+			_ = f.kube.StorageV1().StorageClasses().Delete(context.Background(), "gold", metav1.DeleteOptions{})
+		}, "", false, 0, true},
+		{"heketi volume already gone", func(f *fixture, pv *v1.PersistentVolume) {
+			_ = f.heketi.VolumeDelete(context.Background(), pv.Annotations[AnnHeketiVolumeID])
+		}, "", false, 0, true},
+		{"not ours", func(_ *fixture, pv *v1.PersistentVolume) { pv.Annotations[AnnProvisionedBy] = "kubernetes.io/glusterfs" }, "", true, 1, false},
+		{"no heketi id", func(_ *fixture, pv *v1.PersistentVolume) { delete(pv.Annotations, AnnHeketiVolumeID) }, "", true, 1, false},
+		{"name mismatch refuses", func(_ *fixture, pv *v1.PersistentVolume) { pv.Annotations[AnnHeketiVolumeName] = "someone-else" }, "refusing", false, 1, false},
+		{"endpoints of another PV stay", func(f *fixture, _ *v1.PersistentVolume) {
+			ep, _ := f.kube.CoreV1().Endpoints("ns1").Get(context.Background(), "glusterfs-dynamic-data", metav1.GetOptions{})
+			ep.Annotations[AnnPV] = "pvc-other"
+			_, _ = f.kube.CoreV1().Endpoints("ns1").Update(context.Background(), ep, metav1.UpdateOptions{})
+			svc, _ := f.kube.CoreV1().Services("ns1").Get(context.Background(), "glusterfs-dynamic-data", metav1.GetOptions{})
+			svc.Annotations[AnnPV] = "pvc-other"
+			_, _ = f.kube.CoreV1().Services("ns1").Update(context.Background(), svc, metav1.UpdateOptions{})
+		}, "", false, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, sc)
+			pv, _, err := f.p.Provision(context.Background(), provisionOpts(sc, c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pv = asLibrary(pv, c)
+			if tt.mutate != nil {
+				tt.mutate(f, pv)
+			}
+			err = f.newProvisioner(t).Delete(context.Background(), pv)
+			var ign *controller.IgnoredError
+			switch {
+			case tt.ignored:
+				if !errors.As(err, &ign) {
+					t.Fatalf("want IgnoredError, got %v", err)
+				}
+			case tt.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+			case err != nil:
+				t.Fatal(err)
+			}
+			if n := len(f.heketi.volumeNames()); n != tt.wantVols {
+				t.Errorf("%d heketi volumes left, want %d", n, tt.wantVols)
+			}
+			_, err = f.kube.CoreV1().Endpoints("ns1").Get(context.Background(), "glusterfs-dynamic-data", metav1.GetOptions{})
+			if gone := apierrors.IsNotFound(err); gone != tt.wantEPGone {
+				t.Errorf("endpoints gone=%v, want %v", gone, tt.wantEPGone)
+			}
+		})
+	}
+}
+
+func TestDeleteFreesGID(t *testing.T) {
+	f := newFixture(t)
+	sc := class("tiny", map[string]string{"gidMin": "3000", "gidMax": "3000"}, v1.PersistentVolumeReclaimDelete)
+	a := claim("ns1", "a", "u-a", "1Gi")
+	pv, _, err := f.p.Provision(context.Background(), provisionOpts(sc, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.p.Delete(context.Background(), asLibrary(pv, a)); err != nil {
+		t.Fatal(err)
+	}
+	pv2, _, err := f.p.Provision(context.Background(), provisionOpts(sc, claim("ns1", "b", "u-b", "1Gi")))
+	if err != nil || pv2.Annotations[AnnGID] != "3000" {
+		t.Fatalf("gid %v err %v", pv2, err)
+	}
+}
+
+func TestProvisionEndpointsFailureIsRetried(t *testing.T) {
+	f := newFixture(t)
+	fail := true
+	f.kube.PrependReactor("create", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if fail {
+			return true, nil, apierrors.NewServiceUnavailable("apiserver down")
+		}
+		return false, nil, nil
+	})
+	sc := class("gold", nil, v1.PersistentVolumeReclaimDelete)
+	c := claim("ns1", "data", "u-ep", "1Gi")
+	_, state, err := f.p.Provision(context.Background(), provisionOpts(sc, c))
+	if err == nil || state != controller.ProvisioningInBackground {
+		t.Fatalf("%s %v", state, err)
+	}
+	fail = false
+	if _, state, err = f.p.Provision(context.Background(), provisionOpts(sc, c)); err != nil || state != controller.ProvisioningFinished {
+		t.Fatalf("%s %v", state, err)
+	}
+	if f.heketi.count("volume_create") != 1 {
+		t.Errorf("%d creates", f.heketi.count("volume_create"))
+	}
+}
+
+// userView is the fake heketi as its 'user' account sees it: it may POST
+// /volumes (the volume is made) but nothing else.
+type userView struct{ *fakeHeketi }
+
+func adminOnly(op string) error {
+	return herr(op, http.StatusUnauthorized, "Administrator access required")
+}
+
+func (u userView) VolumeCreate(ctx context.Context, req *api.VolumeCreateRequest) (*api.VolumeInfoResponse, error) {
+	_, _ = u.fakeHeketi.VolumeCreate(ctx, req)
+	return nil, adminOnly("volume_create")
+}
+func (u userView) VolumeInfo(context.Context, string) (*api.VolumeInfoResponse, error) {
+	return nil, adminOnly("volume_info")
+}
+func (u userView) ClusterList(context.Context) (*api.ClusterListResponse, error) {
+	return nil, adminOnly("cluster_list")
+}
+func (u userView) TopologyInfo(context.Context) (*api.TopologyInfoResponse, error) {
+	return nil, adminOnly("topology_info")
+}
+
+// Another class already made the server's index with admin credentials:
+// a class with the user key must still never create.
+func TestProvisionUserKeyNeverCreates(t *testing.T) {
+	f := newFixture(t)
+	f.p.cfg.Dial = func(cfg heketi.Config) (Heketi, error) {
+		if cfg.User == "user" {
+			return userView{f.heketi}, nil
+		}
+		return f.heketi, nil
+	}
+	f.p.clients.dial = f.p.cfg.Dial
+	admin := class("admin", nil, v1.PersistentVolumeReclaimDelete)
+	if _, _, err := f.p.Provision(context.Background(), provisionOpts(admin, claim("ns1", "a", "u-a", "1Gi"))); err != nil {
+		t.Fatal(err)
+	}
+	user := class("user", map[string]string{"restuser": "user", "restuserkey": "userkey"}, v1.PersistentVolumeReclaimDelete)
+	for range 3 {
+		_, state, err := f.p.Provision(context.Background(), provisionOpts(user, claim("ns1", "b", "u-b", "1Gi")))
+		if err == nil || !strings.Contains(err.Error(), "needs heketi's admin user") || state != controller.ProvisioningNoChange {
+			t.Fatalf("%s %v", state, err)
+		}
+	}
+	if n := f.heketi.count("volume_create"); n != 1 {
+		t.Errorf("%d creates, want only the admin class's", n)
+	}
+}

@@ -1,0 +1,255 @@
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
+	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller/metrics"
+)
+
+// RunOptions configures Run. Zero values mean the defaults below.
+type RunOptions struct {
+	// Workers is the number of claim and volume workers each (default:
+	// twice the heketi inflight cap, at least 4), so heketi stays busy
+	// while some workers talk to the API server.
+	Workers int
+	// ExpandWorkers is the number of expansion workers (default 2).
+	ExpandWorkers int
+	// LeaderElection turns on leader election (a Lease named after the
+	// provisioner in LeaderElectionNamespace).
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaseDuration           time.Duration // default 15s
+	RenewDeadline           time.Duration // default 10s
+	RetryPeriod             time.Duration // default 2s
+	// RetryIntervalStart and RetryIntervalMax bound the backoff of failed
+	// provisions and deletes (default 1s and 5m).
+	RetryIntervalStart, RetryIntervalMax time.Duration
+	// CreatePVRetries and CreatePVInterval: how often saving a PV is tried
+	// before the library deletes the heketi volume it belongs to (default
+	// 5 times, 10s apart).
+	CreatePVRetries  int
+	CreatePVInterval time.Duration
+	// ResyncPeriod of the informers (default 15m).
+	ResyncPeriod time.Duration
+	// MetricsAddress serves /metrics when set (e.g. ":8080").
+	MetricsAddress string
+	// Collectors are registered beside the library's metrics (e.g. the
+	// heketi call metrics).
+	Collectors []prometheus.Collector
+	// Ready, when set, is called once the controllers run (as leader).
+	Ready func()
+}
+
+// Defaults of RunOptions.
+const (
+	DefaultLeaseDuration      = 15 * time.Second
+	DefaultRenewDeadline      = 10 * time.Second
+	DefaultRetryPeriod        = 2 * time.Second
+	DefaultRetryIntervalStart = time.Second
+	DefaultRetryIntervalMax   = 5 * time.Minute
+	DefaultCreatePVRetries    = 5
+	DefaultCreatePVInterval   = 10 * time.Second
+	DefaultResyncPeriod       = 15 * time.Minute
+)
+
+// ErrLostLeadership is returned by Run when another replica took over.
+var ErrLostLeadership = errors.New("lost leader election")
+
+// Run runs the provision controller and the expander until ctx ends,
+// behind leader election when asked. It records glusterkube's own Events
+// through p unless p was built with a Recorder.
+func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
+	o = o.withDefaults(p)
+	logger := klog.FromContext(ctx)
+	kube := p.cfg.Kube
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartStructuredLogging(3)
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	if p.cfg.Recorder == nil {
+		p.cfg.Recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "glusterkube-provisioner"})
+	}
+
+	libMetrics := metrics.New("controller")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		libMetrics.PersistentVolumeClaimProvisionTotal,
+		libMetrics.PersistentVolumeClaimProvisionFailedTotal,
+		libMetrics.PersistentVolumeClaimProvisionDurationSeconds,
+		libMetrics.PersistentVolumeDeleteTotal,
+		libMetrics.PersistentVolumeDeleteFailedTotal,
+		libMetrics.PersistentVolumeDeleteDurationSeconds,
+	)
+	reg.MustRegister(o.Collectors...)
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if o.MetricsAddress != "" {
+		ln, err := net.Listen("tcp", o.MetricsAddress)
+		if err != nil {
+			return fmt.Errorf("metrics address %s: %w", o.MetricsAddress, err)
+		}
+		srv := &http.Server{Handler: metricsMux(reg), ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			logger.Info("Serving metrics", "address", ln.Addr().String())
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error(err, "Metrics server failed")
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+	}
+
+	lead := func(ctx context.Context) {
+		limiter := workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](o.RetryIntervalStart, o.RetryIntervalMax),
+			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(50), 300)},
+		)
+		// One set of informers feeds both controllers.
+		factory := informers.NewSharedInformerFactory(kube, o.ResyncPeriod)
+		pc := controller.NewProvisionController(ctx, kube, p.Name(), p,
+			controller.ClaimsInformer(factory.Core().V1().PersistentVolumeClaims().Informer()),
+			controller.VolumesInformer(factory.Core().V1().PersistentVolumes().Informer()),
+			controller.ClassesInformer(factory.Storage().V1().StorageClasses().Informer()),
+			controller.LeaderElection(false), // Run elects one leader for both controllers
+			controller.Threadiness(o.Workers),
+			controller.RateLimiter(limiter),
+			controller.FailedProvisionThreshold(0), // never forget a volume in progress
+			controller.FailedDeleteThreshold(0),
+			controller.CreateProvisionedPVRetryCount(o.CreatePVRetries),
+			controller.CreateProvisionedPVInterval(o.CreatePVInterval),
+			controller.ResyncPeriod(o.ResyncPeriod),
+			controller.MetricsInstance(libMetrics),
+		)
+		exp, err := NewExpander(p, factory)
+		if err != nil {
+			logger.Error(err, "Expansion disabled")
+		}
+		factory.Start(ctx.Done())
+		var cw sync.WaitGroup
+		if exp != nil {
+			cw.Add(1)
+			go func() { defer cw.Done(); exp.Run(ctx, o.ExpandWorkers) }()
+		}
+		if o.Ready != nil {
+			o.Ready()
+		}
+		pc.Run(ctx)
+		cw.Wait()
+		factory.Shutdown()
+	}
+
+	if !o.LeaderElection {
+		lead(ctx)
+		return nil
+	}
+	host, _ := os.Hostname()
+	id := host + "_" + string(uuid.NewUUID())
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, o.LeaderElectionNamespace,
+		strings.ReplaceAll(p.Name(), "/", "-"), kube.CoreV1(), kube.CoordinationV1(),
+		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: p.cfg.Recorder})
+	if err != nil {
+		return fmt.Errorf("leader election lock: %w", err)
+	}
+	lost := false
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   o.LeaseDuration,
+		RenewDeadline:   o.RenewDeadline,
+		RetryPeriod:     o.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            p.Name(),
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				logger.Info("Leading", "identity", id)
+				lead(ctx)
+			},
+			OnStoppedLeading: func() {
+				if ctx.Err() == nil {
+					lost = true
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("leader election: %w", err)
+	}
+	logger.Info("Waiting to lead", "lease", lock.Describe(), "identity", id)
+	le.Run(ctx)
+	if lost {
+		return ErrLostLeadership
+	}
+	return nil
+}
+
+func metricsMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	return mux
+}
+
+func (o RunOptions) withDefaults(p *Provisioner) RunOptions {
+	if o.Workers <= 0 {
+		o.Workers = max(2*p.cfg.Heketi.MaxInflight, 4)
+	}
+	if o.ExpandWorkers <= 0 {
+		o.ExpandWorkers = 2
+	}
+	if o.LeaderElectionNamespace == "" {
+		o.LeaderElectionNamespace = "default"
+	}
+	if o.LeaseDuration <= 0 {
+		o.LeaseDuration = DefaultLeaseDuration
+	}
+	if o.RenewDeadline <= 0 {
+		o.RenewDeadline = DefaultRenewDeadline
+	}
+	if o.RetryPeriod <= 0 {
+		o.RetryPeriod = DefaultRetryPeriod
+	}
+	if o.RetryIntervalStart <= 0 {
+		o.RetryIntervalStart = DefaultRetryIntervalStart
+	}
+	if o.RetryIntervalMax <= 0 {
+		o.RetryIntervalMax = DefaultRetryIntervalMax
+	}
+	if o.CreatePVRetries <= 0 {
+		o.CreatePVRetries = DefaultCreatePVRetries
+	}
+	if o.CreatePVInterval <= 0 {
+		o.CreatePVInterval = DefaultCreatePVInterval
+	}
+	if o.ResyncPeriod <= 0 {
+		o.ResyncPeriod = DefaultResyncPeriod
+	}
+	return o
+}
