@@ -41,12 +41,17 @@ type ObjectResult struct {
 	// TemplateChanged: the pod template changed; with OnDelete the running
 	// pods keep the old one until deleted.
 	TemplateChanged bool `json:"templateChanged,omitempty"`
+	// Note qualifies the change, e.g. why a dry run could not validate.
+	Note string `json:"note,omitempty"`
 }
 
 func (r ObjectResult) String() string {
 	s := r.Ref + " " + string(r.Change)
 	if len(r.Fields) > 0 {
 		s += ": " + strings.Join(r.Fields, ", ")
+	}
+	if r.Note != "" {
+		s += " (" + r.Note + ")"
 	}
 	return s
 }
@@ -67,6 +72,7 @@ func Apply(ctx context.Context, client kubernetes.Interface, m *Manifest, opts A
 		po.DryRun = []string{metav1.DryRunAll}
 	}
 	var out []ObjectResult
+	nsCreated := false
 	if ns := m.Namespace; ns != nil {
 		want, err := intent(ns)
 		if err != nil {
@@ -86,10 +92,17 @@ func Apply(ctx context.Context, client kubernetes.Interface, m *Manifest, opts A
 		if err != nil {
 			return out, err
 		}
+		nsCreated = r.Change == Created
 		out = append(out, r)
 	}
 
 	ds := m.DaemonSet
+	if opts.DryRun && nsCreated {
+		// A dry run does not create the namespace, so the API server
+		// cannot take the DaemonSet into it.
+		return append(out, ObjectResult{Ref: "daemonset.apps/" + ds.Name, Namespace: ds.Namespace, Change: Created,
+			Note: "not validated by the server: its namespace does not exist yet"}), nil
+	}
 	want, err := intent(ds)
 	if err != nil {
 		return out, err

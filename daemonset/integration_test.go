@@ -35,7 +35,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, testenv.Options{Kube: true, Nodes: 1}))
+	os.Exit(testenv.Main(m, testenv.Options{Kube: true, Nodes: -1}))
 }
 
 func addNodes(t *testing.T, env *testenv.Env, specs ...testenv.NodeSpec) {
@@ -329,6 +329,14 @@ func TestStalledRolloutDiagnosed(t *testing.T) {
 func TestRenderedYAMLServerSideDryRun(t *testing.T) {
 	env := testenv.Get(t)
 	ctx := context.Background()
+	// The example's namespace exists (a dry run would not create it for the
+	// DaemonSet); only this test in this package's environment uses it.
+	if _, err := env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: daemonset.DefaultNamespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), daemonset.DefaultNamespace, metav1.DeleteOptions{})
+	})
 	b, err := os.ReadFile("../examples/glusterfs-daemonset.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -344,19 +352,15 @@ func TestRenderedYAMLServerSideDryRun(t *testing.T) {
 		}
 		u := &unstructured.Unstructured{Object: obj}
 		if err := applyDryRun(ctx, t, env.Config, u); err != nil {
-			// The namespace does not exist in a dry run of the DaemonSet.
-			if u.GetKind() == "DaemonSet" && strings.Contains(err.Error(), "not found") {
-				u.SetNamespace(env.Namespace(t))
-				err = applyDryRun(ctx, t, env.Config, u)
-			}
-			if err != nil {
-				t.Errorf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
-			}
+			t.Errorf("apply %s %s: %v", u.GetKind(), u.GetName(), err)
 		}
 		n++
 	}
 	if n != 2 {
 		t.Errorf("applied %d objects, want Namespace and DaemonSet", n)
+	}
+	if _, err := env.Client.AppsV1().DaemonSets(daemonset.DefaultNamespace).Get(ctx, "glusterfs", metav1.GetOptions{}); err == nil {
+		t.Error("dry run created the DaemonSet")
 	}
 
 	m, err := daemonset.Render(daemonset.Values{Namespace: env.Namespace(t), CreateNamespace: ptr.To(false)})
@@ -371,17 +375,31 @@ func TestRenderedYAMLServerSideDryRun(t *testing.T) {
 		t.Error("dry run created the DaemonSet")
 	}
 
+	// A dry run into a namespace that does not exist yet says so, and
+	// creates neither.
+	fresh := "gk-dry-" + rand.String(5)
+	m, err = daemonset.Render(daemonset.Values{Namespace: fresh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = daemonset.Apply(ctx, env.Client, m, daemonset.ApplyOptions{DryRun: true})
+	if err != nil || len(res) != 2 || res[0].Change != daemonset.Created || res[1].Note == "" {
+		t.Errorf("dry run into a new namespace: %v %v", res, err)
+	}
+	if _, err := env.Client.CoreV1().Namespaces().Get(ctx, fresh, metav1.GetOptions{}); err == nil {
+		t.Error("dry run created the namespace")
+	}
+
 	kubectl, err := exec.LookPath("kubectl")
 	if err != nil {
 		t.Log("kubectl not on PATH; checked with the dynamic client only")
 		return
 	}
 	out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", env.Kubeconfig, "apply", "--server-side", "--dry-run=server", "-f", "../examples/glusterfs-daemonset.yaml").CombinedOutput()
-	// The namespace does not exist; a dry run does not create it, so
-	// kubectl stops at the DaemonSet. The Namespace must pass.
-	if !strings.Contains(string(out), "namespace/glusterfs serverside-applied (server dry run)") {
+	if err != nil || !strings.Contains(string(out), "namespace/glusterfs serverside-applied (server dry run)") || !strings.Contains(string(out), "daemonset.apps/glusterfs serverside-applied (server dry run)") {
 		t.Errorf("kubectl apply --server-side --dry-run=server: %v\n%s", err, out)
 	}
+	t.Logf("%s", out)
 }
 
 func applyDryRun(ctx context.Context, t *testing.T, cfg *rest.Config, obj *unstructured.Unstructured) error {
@@ -470,7 +488,9 @@ func TestCommandApplyWait(t *testing.T) {
 		return out.String() + errOut.String(), err
 	}
 	common := []string{"--namespace", ns, "--create-namespace=false", "--node-label", key + "=glusterfs"}
+	start := time.Now()
 	out, err := run(append([]string{"daemonset", "apply", "--wait", "--timeout", "2m"}, common...)...)
+	t.Logf("glusterkube daemonset apply --wait (%s):\n%s", time.Since(start).Round(time.Millisecond), out)
 	if err != nil || !strings.Contains(out, "daemonset.apps/glusterfs created") || !strings.Contains(out, "rolled out: 1 storage nodes") {
 		t.Fatalf("apply --wait: %v\n%s", err, out)
 	}

@@ -72,9 +72,11 @@ type Status struct {
 }
 
 // Done reports whether every storage node runs a ready, up-to-date pod of
-// the current generation: desired == ready == up-to-date == storage nodes.
+// the current generation: desired == ready == up-to-date == storage nodes,
+// and there is at least one storage node (a DaemonSet that runs nowhere is
+// not rolled out; the storage nodes are probably not labelled yet).
 func (s Status) Done() bool {
-	if !s.Found || s.ObservedGeneration < s.Generation {
+	if !s.Found || s.ObservedGeneration < s.Generation || s.StorageNodes == 0 {
 		return false
 	}
 	if s.Desired != s.Ready || s.Desired != s.UpToDate || int(s.Desired) != s.StorageNodes {

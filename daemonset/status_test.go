@@ -214,3 +214,15 @@ func TestEvaluate(t *testing.T) {
 		})
 	}
 }
+
+func TestNoStorageNodesIsNotDone(t *testing.T) {
+	ds := testDS(t)
+	ds.Status = appsv1.DaemonSetStatus{ObservedGeneration: 2}
+	st := evaluate(ds.Namespace, ds.Name, snapshot{ds: ds})
+	if st.Done() {
+		t.Error("a DaemonSet with no storage node counts as rolled out")
+	}
+	if !strings.Contains(st.Summary(), "glusterkube nodes label") {
+		t.Errorf("summary %q does not say how to get storage nodes", st.Summary())
+	}
+}

@@ -274,6 +274,19 @@ func TestPruneGuardedByHeketiBricks(t *testing.T) {
 		t.Errorf("%s (in the topology) not labelled", keep)
 	}
 
+	// The command line says the same and fails.
+	tf := filepath.Join(t.TempDir(), "topology.yaml")
+	if err := os.WriteFile(tf, []byte("clusters:\n- nodes:\n  - node: {hostnames: {manage: ["+keep+"], storage: [192.0.2.7]}, zone: 1}\n    devices: [/dev/vdb]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err = app.Run(ctx, []string{"nodes", "label", "-f", tf, "--label", key + "=glusterfs", "--zone-label", "", "--prune", "--heketi-url", h.URL, "--kubeconfig", env.Kubeconfig},
+		app.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
+	if !errors.Is(err, app.SilentError) || !strings.Contains(out.String(), withBricks) || !strings.Contains(out.String(), "refused: heketi holds 1 bricks") || !strings.Contains(out.String(), vol.Id) {
+		t.Errorf("glusterkube nodes label --prune: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	t.Logf("glusterkube nodes label --prune:\n%s", out.String())
+
 	// Without --prune the same Node is only reported.
 	noPrune := opts
 	noPrune.Prune, noPrune.Heketi = false, nil

@@ -7,9 +7,10 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/klog/v2"
 )
 
@@ -76,10 +77,16 @@ func (p *Provisioner) ensureEndpoints(ctx context.Context, claim *v1.PersistentV
 
 // ensureService creates the selector-less Service that keeps the
 // Endpoints from being garbage-collected; false means the name is taken.
+// It is headless: unlike in-tree's, it takes no address from the cluster's
+// Service IP range (nothing connects to it; mounts read the Endpoints), so
+// thousands of claims do not exhaust the range.
 func (p *Provisioner) ensureService(ctx context.Context, claim *v1.PersistentVolumeClaim, pvName, name string) (bool, error) {
 	svc := &v1.Service{
 		ObjectMeta: objectMeta(claim.Namespace, name, claim, pvName),
-		Spec:       v1.ServiceSpec{Ports: []v1.ServicePort{{Protocol: v1.ProtocolTCP, Port: 1}}},
+		Spec: v1.ServiceSpec{
+			ClusterIP: v1.ClusterIPNone,
+			Ports:     []v1.ServicePort{{Protocol: v1.ProtocolTCP, Port: 1}},
+		},
 	}
 	_, err := p.cfg.Kube.CoreV1().Services(claim.Namespace).Create(ctx, svc, metav1.CreateOptions{FieldManager: FieldManager})
 	if err == nil {
@@ -102,6 +109,9 @@ func (p *Provisioner) ensureEndpointsObject(ctx context.Context, claim *v1.Persi
 	}
 	subsets := []v1.EndpointSubset{{Addresses: addrs, Ports: []v1.EndpointPort{{Port: 1, Protocol: v1.ProtocolTCP}}}}
 	ep := &v1.Endpoints{ObjectMeta: objectMeta(claim.Namespace, name, claim, pvName), Subsets: subsets}
+	// Nothing reads EndpointSlices of these (mounts read the Endpoints):
+	// spare the control plane mirroring one per claim.
+	ep.Labels[discoveryv1.LabelSkipMirror] = "true"
 	client := p.cfg.Kube.CoreV1().Endpoints(claim.Namespace) //nolint:staticcheck // the glusterfs volume source reads Endpoints
 	_, err := client.Create(ctx, ep, metav1.CreateOptions{FieldManager: FieldManager})
 	if err == nil {

@@ -162,12 +162,28 @@ func TestExampleManifests(t *testing.T) {
 		t.Errorf("lease: %v %v", leaseHolder(lease), err)
 	}
 
+	// Expansion works with the example RBAC (PV patch, claim status patch).
+	grow := []byte(`{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}`)
+	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Patch(ctx, "data-springboot-web-0", types.MergePatchType, grow, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "claim expanded to 2Gi", func(ctx context.Context) (bool, error) {
+		c, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data-springboot-web-0", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		got := c.Status.Capacity[v1.ResourceStorage]
+		return got.String() == "2Gi", nil
+	})
+
 	// The Retain class reads the key from the example Secret.
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newClaim(ns, "kept", "glusterfs-retain", "1Gi"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	kept := waitBound(t, kube, ns, []string{"kept"}, time.Minute)["kept"]
-	t.Cleanup(func() { _ = kube.CoreV1().PersistentVolumes().Delete(context.Background(), kept.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = kube.CoreV1().PersistentVolumes().Delete(context.Background(), kept.Name, metav1.DeleteOptions{})
+	})
 	if kept.Annotations[AnnHeketiSecret] != "glusterkube/heketi-admin" || kept.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimRetain {
 		t.Errorf("retained PV %v reclaim %s", kept.Annotations, kept.Spec.PersistentVolumeReclaimPolicy)
 	}

@@ -154,24 +154,33 @@ func (f *fakeHeketi) ClusterList(context.Context) (*api.ClusterListResponse, err
 	return &api.ClusterListResponse{Clusters: []string{fakeCluster}}, nil
 }
 
-func (f *fakeHeketi) TopologyInfo(context.Context) (*api.TopologyInfoResponse, error) {
+func (f *fakeHeketi) ClusterInfo(_ context.Context, id string) (*api.ClusterInfoResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls["topology_info"]++
-	if f.failTopo != nil {
-		if err := f.failTopo(); err != nil {
-			return nil, err
+	f.calls["cluster_info"]++
+	if id != fakeCluster {
+		return nil, herr("cluster_info", http.StatusNotFound, "Id not found")
+	}
+	c := &api.ClusterInfoResponse{Id: fakeCluster}
+	for _, n := range fakeNodes {
+		c.Nodes = append(c.Nodes, n.id)
+	}
+	for id := range f.vols {
+		c.Volumes = append(c.Volumes, id)
+	}
+	return c, nil
+}
+
+func (f *fakeHeketi) NodeInfo(_ context.Context, id string) (*api.NodeInfoResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range fakeNodes {
+		if n.id == id {
+			ni := &api.NodeInfoResponse{}
+			ni.Id = n.id
+			ni.Hostnames.Storage = []string{n.host}
+			return ni, nil
 		}
 	}
-	c := api.Cluster{Id: fakeCluster}
-	for _, n := range fakeNodes {
-		ni := api.NodeInfoResponse{}
-		ni.Id = n.id
-		ni.Hostnames.Storage = []string{n.host}
-		c.Nodes = append(c.Nodes, ni)
-	}
-	for _, v := range f.vols {
-		c.Volumes = append(c.Volumes, *v)
-	}
-	return &api.TopologyInfoResponse{ClusterList: []api.Cluster{c}}, nil
+	return nil, herr("node_info", http.StatusNotFound, "Id not found")
 }

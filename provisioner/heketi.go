@@ -20,8 +20,9 @@ type Heketi interface {
 	VolumeInfo(ctx context.Context, id string) (*api.VolumeInfoResponse, error)
 	VolumeDelete(ctx context.Context, id string) error
 	VolumeExpand(ctx context.Context, id string, req *api.VolumeExpandRequest) (*api.VolumeInfoResponse, error)
-	TopologyInfo(ctx context.Context) (*api.TopologyInfoResponse, error)
 	ClusterList(ctx context.Context) (*api.ClusterListResponse, error)
+	ClusterInfo(ctx context.Context, id string) (*api.ClusterInfoResponse, error)
+	NodeInfo(ctx context.Context, id string) (*api.NodeInfoResponse, error)
 }
 
 var _ Heketi = (*heketi.Client)(nil)

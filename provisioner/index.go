@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"k8s.io/klog/v2"
+
+	"github.com/glusterkube/glusterkube/internal/heketi"
 )
 
 // volumeRef is what the index knows of one heketi volume.
@@ -15,12 +17,12 @@ type volumeRef struct {
 }
 
 // server is the provisioner's view of one heketi server: its volumes by
-// name and its nodes' storage hosts. It is built from one TopologyInfo the
-// first time the server is used (so after a restart the provisioner knows
-// every volume an earlier run created) and kept current as volumes are
-// created and deleted. Heketi has no lookup by name, and names are unique
+// name and its nodes' storage hosts. It is built from heketi's clusters,
+// volumes and nodes the first time the server is used (so after a restart
+// the provisioner knows every volume an earlier run created) and kept
+// current as volumes are created and deleted. Heketi has no lookup by name, and names are unique
 // per cluster only, so this index is what makes a create idempotent across
-// clusters without a TopologyInfo per claim.
+// clusters without reading every volume per claim.
 type server struct {
 	url string
 
@@ -62,33 +64,107 @@ func (s *server) ensure(ctx context.Context, h Heketi, gids *gidTable) error {
 	}
 }
 
+// indexParallel bounds the concurrent reads of an index build; the
+// client's inflight cap applies on top.
+const indexParallel = 8
+
+// build reads every cluster, volume and node. heketi has no bulk read (the
+// go-client's TopologyInfo is the same calls, one after another), so the
+// per-volume reads run in parallel.
 func (s *server) build(ctx context.Context, h Heketi, gids *gidTable) error {
-	topo, err := h.TopologyInfo(ctx)
+	fail := func(err error) error { return fmt.Errorf("list volumes of heketi %s: %w", s.url, err) }
+	cl, err := h.ClusterList(ctx)
 	if err != nil {
-		return fmt.Errorf("list volumes of heketi %s: %w", s.url, err)
+		return fail(err)
+	}
+	var volIDs, nodeIDs []string
+	for _, id := range cl.Clusters {
+		ci, err := h.ClusterInfo(ctx, id)
+		if heketi.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return fail(err)
+		}
+		volIDs = append(volIDs, ci.Volumes...)
+		nodeIDs = append(nodeIDs, ci.Nodes...)
 	}
 	byName := map[string][]volumeRef{}
 	hosts := map[string]string{}
-	n := 0
-	for _, c := range topo.ClusterList {
-		for _, node := range c.Nodes {
-			if len(node.Hostnames.Storage) > 0 {
-				hosts[node.Id] = node.Hostnames.Storage[0]
-			}
+	var mu sync.Mutex
+	err = forEach(ctx, volIDs, func(ctx context.Context, id string) error {
+		v, err := h.VolumeInfo(ctx, id)
+		if heketi.IsNotFound(err) {
+			return nil // deleted meanwhile
+		} else if err != nil {
+			return err
 		}
-		for _, v := range c.Volumes {
-			byName[v.Name] = append(byName[v.Name], volumeRef{ID: v.Id, Cluster: v.Cluster, GID: v.Gid})
-			if v.Gid > 0 {
-				gids.Reserve(v.Name, int(v.Gid))
-			}
-			n++
+		mu.Lock()
+		byName[v.Name] = append(byName[v.Name], volumeRef{ID: v.Id, Cluster: v.Cluster, GID: v.Gid})
+		mu.Unlock()
+		if v.Gid > 0 {
+			gids.Reserve(v.Name, int(v.Gid))
 		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	err = forEach(ctx, nodeIDs, func(ctx context.Context, id string) error {
+		n, err := h.NodeInfo(ctx, id)
+		if heketi.IsNotFound(err) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if len(n.Hostnames.Storage) > 0 {
+			mu.Lock()
+			hosts[id] = n.Hostnames.Storage[0]
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
 	s.mu.Lock()
 	s.byName, s.hosts = byName, hosts
 	s.mu.Unlock()
-	klog.FromContext(ctx).V(2).Info("Indexed heketi volumes", "heketi", s.url, "volumes", n, "nodes", len(hosts))
+	klog.FromContext(ctx).V(2).Info("Indexed heketi volumes", "heketi", s.url, "volumes", len(volIDs), "nodes", len(hosts))
 	return nil
+}
+
+// forEach runs fn on every id, indexParallel at a time, and returns the
+// first error (cancelling the rest).
+func forEach(ctx context.Context, ids []string, fn func(context.Context, string) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan string)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range min(indexParallel, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				if err := fn(ctx, id); err != nil {
+					once.Do(func() { first = err; cancel() })
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		select {
+		case work <- id:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // invalidate makes the next ensure rebuild the index, e.g. after a create

@@ -3,6 +3,7 @@ package provisioner
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -82,6 +83,8 @@ func fastClient(t testing.TB, cfg *rest.Config) kubernetes.Interface {
 	t.Helper()
 	c := rest.CopyConfig(cfg)
 	c.QPS, c.Burst = 500, 1000
+	c.ContentType = "application/vnd.kubernetes.protobuf"
+	c.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	cs, err := kubernetes.NewForConfig(c)
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +119,8 @@ type running struct {
 	calls  *callCounter
 	cancel context.CancelFunc
 	done   chan struct{}
+	// metrics is the /metrics URL when served.
+	metrics string
 }
 
 func (r *running) stop() {
@@ -125,10 +130,23 @@ func (r *running) stop() {
 
 // startProvisioner runs the provisioner in-process under a name of the
 // test's own, so tests never take each other's claims.
-func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.Config, mutate func(*Config)) *running {
+func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.Config, mutate func(*Config), serveMetrics ...bool) *running {
 	t.Helper()
 	calls := &callCounter{}
-	hcfg.Observe = calls.observe
+	m := heketi.NewMetrics("glusterkube")
+	hcfg.Observe = func(op string, d time.Duration, err error) {
+		calls.observe(op, d, err)
+		m.Observe(op, d, err)
+	}
+	addr := ""
+	if len(serveMetrics) > 0 && serveMetrics[0] {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+	}
 	if hcfg.MaxInflight == 0 {
 		hcfg.MaxInflight = heketi.DefaultMaxInflight
 	}
@@ -142,10 +160,14 @@ func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.C
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: p, name: name, calls: calls, cancel: cancel, done: make(chan struct{})}
+	if addr != "" {
+		r.metrics = "http://" + addr + "/metrics"
+	}
 	ready := make(chan struct{})
 	go func() {
 		defer close(r.done)
-		err := Run(ctx, p, RunOptions{RetryIntervalStart: 100 * time.Millisecond, RetryIntervalMax: 2 * time.Second, CreatePVInterval: time.Second, Ready: func() { close(ready) }})
+		err := Run(ctx, p, RunOptions{RetryIntervalStart: 100 * time.Millisecond, RetryIntervalMax: 2 * time.Second, CreatePVInterval: time.Second,
+			MetricsAddress: addr, Collectors: m.Collectors(), Ready: func() { close(ready) }})
 		if err != nil {
 			t.Errorf("provisioner: %v", err)
 		}

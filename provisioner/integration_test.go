@@ -3,6 +3,8 @@ package provisioner
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,7 +39,10 @@ func statefulSet(ns, name, class string, replicas int32) *appsv1.StatefulSet {
 		Spec: appsv1.StatefulSetSpec{
 			ServiceName: name,
 			Replicas:    &replicas,
-			Selector:    &metav1.LabelSelector{MatchLabels: labels},
+			// The claims are what is tested here; ordered start-up (the
+			// examples' StatefulSet) only makes the test slower.
+			PodManagementPolicy: appsv1.ParallelPodManagement,
+			Selector:            &metav1.LabelSelector{MatchLabels: labels},
 			Template: v1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: v1.PodSpec{Containers: []v1.Container{{
@@ -65,7 +70,7 @@ func TestStatefulSetDeleteClass(t *testing.T) {
 	ns := env.Namespace(t)
 	h := heketiClient(t, env.Heketi.URL, "", "")
 	cluster := heketiCluster(t, h)
-	r := startProvisioner(t, env, provName(ns), heketi.Config{URL: env.Heketi.URL}, nil)
+	r := startProvisioner(t, env, provName(ns), heketi.Config{URL: env.Heketi.URL}, nil, true)
 	kube := env.Client
 	sc := ns + "-delete"
 	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimDelete, map[string]string{
@@ -110,7 +115,26 @@ func TestStatefulSetDeleteClass(t *testing.T) {
 		if err != nil || len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 3 {
 			t.Errorf("endpoints for %s: %v %v", c, ep, err)
 		}
+		if svc, err := kube.CoreV1().Services(ns).Get(ctx, "glusterfs-dynamic-"+c, metav1.GetOptions{}); err != nil || svc.Spec.ClusterIP != v1.ClusterIPNone {
+			t.Errorf("service for %s: %v (want headless)", c, err)
+		}
 	}
+	// Metrics: the library's and the heketi calls'.
+	resp, err := http.Get(r.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`controller_persistentvolumeclaim_provision_total{class="` + sc + `",source=""} 3`,
+		`glusterkube_heketi_request_duration_seconds_count{operation="volume_create",outcome="ok"} 3`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	// Pods run on kwok nodes with their volumes.
 	eventually(t, 2*time.Minute, "StatefulSet ready", func(ctx context.Context) (bool, error) {
 		s, err := kube.AppsV1().StatefulSets(ns).Get(ctx, "web", metav1.GetOptions{})
@@ -160,7 +184,9 @@ func TestRetainClassKeepsVolume(t *testing.T) {
 	if pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimRetain || pv.Spec.AccessModes[0] != v1.ReadWriteMany {
 		t.Fatalf("PV reclaim %s modes %v", pv.Spec.PersistentVolumeReclaimPolicy, pv.Spec.AccessModes)
 	}
-	t.Cleanup(func() { _ = kube.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = kube.CoreV1().PersistentVolumes().Delete(context.Background(), pv.Name, metav1.DeleteOptions{})
+	})
 	if err := kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, "keep", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -465,4 +491,52 @@ func TestHeketiUserKeyRefused(t *testing.T) {
 	eventually(t, time.Minute, "volume deleted without its class", func(context.Context) (bool, error) {
 		return len(clusterVolumes(t, admin, cluster)) == 0, nil
 	})
+}
+
+// With heketi down, claims wait with a Warning Event; once heketi is back
+// each gets exactly one volume.
+func TestHeketiOutage(t *testing.T) {
+	env := testenv.Get(t)
+	hk := testenv.NewHeketi(t, testenv.HeketiOptions{})
+	h := heketiClient(t, hk.URL, "", "")
+	cluster := heketiCluster(t, h)
+	ns := env.Namespace(t)
+	r := startProvisioner(t, env, provName(ns), heketi.Config{URL: hk.URL, Timeout: 10 * time.Second}, nil)
+	kube := env.Client
+	ctx := context.Background()
+	createClass(t, kube, storageClass(ns+"-gold", r.name, v1.PersistentVolumeReclaimDelete, map[string]string{"clusterid": cluster}))
+	if err := hk.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c"}
+	for _, n := range names {
+		if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newClaim(ns, n, ns+"-gold", "1Gi"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, time.Minute, "failure event while heketi is down", func(context.Context) (bool, error) {
+		for _, e := range claimEvents(t, kube, ns, "a") {
+			if e.Type == v1.EventTypeWarning && e.Reason == "ProvisioningFailed" && strings.Contains(e.Message, "heketi") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err := hk.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pvs := waitBound(t, kube, ns, names, 2*time.Minute)
+	vols := clusterVolumes(t, h, cluster)
+	if len(vols) != len(names) {
+		t.Fatalf("%d heketi volumes for %d claims", len(vols), len(names))
+	}
+	ids := map[string]bool{}
+	for _, v := range vols {
+		ids[v.Id] = true
+	}
+	for n, pv := range pvs {
+		if !ids[pv.Annotations[AnnHeketiVolumeID]] {
+			t.Errorf("claim %s: PV names volume %s, not in heketi", n, pv.Annotations[AnnHeketiVolumeID])
+		}
+	}
 }

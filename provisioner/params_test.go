@@ -28,7 +28,7 @@ func TestParseClassValid(t *testing.T) {
 			"resturl": "http://10.155.20.120:30001", "restauthenabled": "true", "restuser": "admin",
 			"secretNamespace": "default", "secretName": "heketi-secret",
 			"clusterid": "630372ccdc720a92c681fb928f27b53f,796e6db1981f369ea0340913eeea4c9a",
-			"gidMin": "40000", "gidMax": "50000", "volumetype": "disperse:4:2",
+			"gidMin":    "40000", "gidMax": "50000", "volumetype": "disperse:4:2",
 			"volumeoptions": "client.ssl on, server.ssl on", "volumenameprefix": "dept-dev",
 			"snapfactor": "10", "customepnameprefix": "myprefix",
 		}, func(t *testing.T, c *ClassConfig) {

@@ -10,6 +10,8 @@ import (
 	"github.com/heketi/heketi/pkg/glusterfs/api"
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 
@@ -30,6 +32,9 @@ func (p *Provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 
 	if claim.Spec.Selector != nil {
 		return nil, controller.ProvisioningNoChange, fmt.Errorf("claim %s has spec.selector, which glusterkube cannot satisfy for dynamically provisioned volumes: remove the selector", klog.KObj(claim))
+	}
+	if claim.Spec.DataSource != nil || claim.Spec.DataSourceRef != nil {
+		return nil, controller.ProvisioningNoChange, fmt.Errorf("claim %s has a data source; glusterkube cannot clone or restore volumes: remove spec.dataSource", klog.KObj(claim))
 	}
 	cfg, err := ParseClass(class.Name, class.Parameters)
 	if err != nil {
@@ -86,6 +91,12 @@ func (p *Provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	}
 	epName, err := p.ensureEndpoints(ctx, claim, opts.PVName, cfg.EPNamePrefix, ips)
 	if err != nil {
+		if gone, gerr := p.claimGone(ctx, claim); gerr == nil && gone {
+			// The claim (or its namespace) went away while its volume was
+			// being made: nothing will ever use the volume, so remove it
+			// instead of retrying forever.
+			return nil, p.discard(ctx, h, srv, vol, err), fmt.Errorf("claim %s was deleted while its volume was made: %w", klog.KObj(claim), err)
+		}
 		return nil, controller.ProvisioningInBackground, err
 	}
 	pv := buildPV(opts.PVName, class, claim, vol, cr, epName, ips)
@@ -251,4 +262,33 @@ func durabilityString(d api.VolumeDurabilityInfo) string {
 		return fmt.Sprintf("disperse:%d:%d", d.Disperse.Data, d.Disperse.Redundancy)
 	}
 	return string(d.Type)
+}
+
+// claimGone reports whether the claim no longer exists (or is another
+// object of the same name).
+func (p *Provisioner) claimGone(ctx context.Context, claim *v1.PersistentVolumeClaim) (bool, error) {
+	cur, err := p.cfg.Kube.CoreV1().PersistentVolumeClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return cur.UID != claim.UID, nil
+}
+
+// discard deletes the volume made for a claim that is gone and returns the
+// state to report: Finished once the volume is gone, else InBackground so
+// the library calls again.
+func (p *Provisioner) discard(ctx context.Context, h Heketi, srv *server, vol *api.VolumeInfoResponse, cause error) controller.ProvisioningState {
+	logger := klog.FromContext(ctx)
+	if err := h.VolumeDelete(ctx, vol.Id); err != nil && !heketi.IsNotFound(err) {
+		logger.Error(err, "Claim is gone; deleting its heketi volume failed, will retry", "heketiVolumeID", vol.Id)
+		return controller.ProvisioningInBackground
+	}
+	srv.remove(vol.Name, vol.Id)
+	p.gids.Release(vol.Name)
+	p.uncertain.Delete(vol.Name)
+	logger.Info("Claim is gone; deleted the heketi volume made for it", "heketiVolumeID", vol.Id, "cause", cause.Error())
+	return controller.ProvisioningFinished
 }

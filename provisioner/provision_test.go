@@ -183,7 +183,7 @@ func TestProvisionBadParameterMakesNoHeketiCall(t *testing.T) {
 	if state != controller.ProvisioningNoChange {
 		t.Errorf("state %s", state)
 	}
-	if len(f.dialed) != 0 || f.heketi.count("volume_create")+f.heketi.count("topology_info") != 0 {
+	if len(f.dialed) != 0 || f.heketi.count("volume_create")+f.heketi.count("cluster_list") != 0 {
 		t.Errorf("heketi was called: dialed %d, calls %v", len(f.dialed), f.heketi.calls)
 	}
 }
@@ -411,11 +411,11 @@ func TestDelete(t *testing.T) {
 	sc := class("gold", nil, v1.PersistentVolumeReclaimDelete)
 	c := claim("ns1", "data", "u-del", "1Gi")
 	tests := []struct {
-		name      string
-		mutate    func(f *fixture, pv *v1.PersistentVolume)
-		wantErr   string
-		ignored   bool
-		wantVols  int
+		name       string
+		mutate     func(f *fixture, pv *v1.PersistentVolume)
+		wantErr    string
+		ignored    bool
+		wantVols   int
 		wantEPGone bool
 	}{
 		{"deletes volume and endpoints", nil, "", false, 0, true},
@@ -425,7 +425,9 @@ func TestDelete(t *testing.T) {
 		{"heketi volume already gone", func(f *fixture, pv *v1.PersistentVolume) {
 			_ = f.heketi.VolumeDelete(context.Background(), pv.Annotations[AnnHeketiVolumeID])
 		}, "", false, 0, true},
-		{"not ours", func(_ *fixture, pv *v1.PersistentVolume) { pv.Annotations[AnnProvisionedBy] = "kubernetes.io/glusterfs" }, "", true, 1, false},
+		{"not ours", func(_ *fixture, pv *v1.PersistentVolume) {
+			pv.Annotations[AnnProvisionedBy] = "kubernetes.io/glusterfs"
+		}, "", true, 1, false},
 		{"no heketi id", func(_ *fixture, pv *v1.PersistentVolume) { delete(pv.Annotations, AnnHeketiVolumeID) }, "", true, 1, false},
 		{"name mismatch refuses", func(_ *fixture, pv *v1.PersistentVolume) { pv.Annotations[AnnHeketiVolumeName] = "someone-else" }, "refusing", false, 1, false},
 		{"endpoints of another PV stay", func(f *fixture, _ *v1.PersistentVolume) {
@@ -491,7 +493,7 @@ func TestDeleteFreesGID(t *testing.T) {
 }
 
 func TestProvisionEndpointsFailureIsRetried(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, claim("ns1", "data", "u-ep", "1Gi"))
 	fail := true
 	f.kube.PrependReactor("create", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if fail {
@@ -532,8 +534,11 @@ func (u userView) VolumeInfo(context.Context, string) (*api.VolumeInfoResponse, 
 func (u userView) ClusterList(context.Context) (*api.ClusterListResponse, error) {
 	return nil, adminOnly("cluster_list")
 }
-func (u userView) TopologyInfo(context.Context) (*api.TopologyInfoResponse, error) {
-	return nil, adminOnly("topology_info")
+func (u userView) ClusterInfo(context.Context, string) (*api.ClusterInfoResponse, error) {
+	return nil, adminOnly("cluster_info")
+}
+func (u userView) NodeInfo(context.Context, string) (*api.NodeInfoResponse, error) {
+	return nil, adminOnly("node_info")
 }
 
 // Another class already made the server's index with admin credentials:
@@ -560,5 +565,32 @@ func TestProvisionUserKeyNeverCreates(t *testing.T) {
 	}
 	if n := f.heketi.count("volume_create"); n != 1 {
 		t.Errorf("%d creates, want only the admin class's", n)
+	}
+}
+
+// The claim goes away (with its namespace) after heketi made its volume:
+// the volume is removed instead of retried forever.
+func TestProvisionClaimGoneDiscardsVolume(t *testing.T) {
+	f := newFixture(t)
+	f.kube.PrependReactor("create", "services", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(v1.Resource("namespaces"), "ns1")
+	})
+	c := claim("ns1", "data", "u-gone", "1Gi") // never stored: already deleted
+	_, state, err := f.p.Provision(context.Background(), provisionOpts(class("gold", nil, v1.PersistentVolumeReclaimDelete), c))
+	if err == nil || state != controller.ProvisioningFinished {
+		t.Fatalf("%s %v", state, err)
+	}
+	if n := len(f.heketi.volumeNames()); n != 0 || f.heketi.count("volume_create") != 1 {
+		t.Errorf("%d volumes left after %d creates", n, f.heketi.count("volume_create"))
+	}
+}
+
+func TestProvisionRefusesDataSource(t *testing.T) {
+	f := newFixture(t)
+	c := claim("ns1", "data", "u-ds", "1Gi")
+	c.Spec.DataSource = &v1.TypedLocalObjectReference{Kind: "PersistentVolumeClaim", Name: "src"}
+	_, state, err := f.p.Provision(context.Background(), provisionOpts(class("gold", nil, v1.PersistentVolumeReclaimDelete), c))
+	if err == nil || !strings.Contains(err.Error(), "dataSource") || state != controller.ProvisioningNoChange || f.heketi.count("volume_create") != 0 {
+		t.Fatalf("%s %v", state, err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 	v1 "k8s.io/api/core/v1"
@@ -104,6 +105,7 @@ func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 		libMetrics.PersistentVolumeDeleteDurationSeconds,
 	)
 	reg.MustRegister(o.Collectors...)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

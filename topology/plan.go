@@ -68,8 +68,9 @@ type NodePlan struct {
 	Conflict string        `json:"conflict,omitempty"`
 	Devices  []*DevicePlan `json:"devices"`
 
-	// Request is what load sends (ClusterId filled in at load time).
-	Request api.NodeAddRequest `json:"-"`
+	// Request is what load sends to add the node, in heketi's own shape
+	// (its cluster is filled in at load time).
+	Request api.NodeAddRequest `json:"request"`
 }
 
 // DevicePlan is one device of the file.

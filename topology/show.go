@@ -65,6 +65,22 @@ func Export(cur *api.TopologyInfoResponse) *Topology {
 	return t
 }
 
+// EmptyClusters lists the heketi clusters Export leaves out because they
+// have no nodes.
+func EmptyClusters(cur *api.TopologyInfoResponse) []string {
+	var ids []string
+	if cur == nil {
+		return nil
+	}
+	for _, c := range cur.ClusterList {
+		if len(c.Nodes) == 0 {
+			ids = append(ids, c.Id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // EncodeJSON writes t as indented JSON, devices without tags in heketi's
 // short string form.
 func EncodeJSON(w io.Writer, t *Topology) error {

@@ -50,7 +50,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code := run(ctx, *keep)
+	code := run(ctx, os.Stdout, *keep)
 	testenv.StopAll()
 	if left := testenv.Running(); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "demo: processes left running: %s\n", strings.Join(left, ", "))
@@ -64,13 +64,13 @@ func main() {
 	os.Exit(code)
 }
 
-func run(ctx context.Context, keep bool) int {
-	d := &demo{out: os.Stdout, root: testenv.RepoRoot(), steps: 8}
+func run(ctx context.Context, out io.Writer, keep bool) int {
+	d := &demo{out: out, root: testenv.RepoRoot(), steps: 8}
 	d.title("Start a local environment: etcd, kube-apiserver " + testenv.KubeVersion + ", controller-manager, scheduler, 5 kwok nodes, heketi (mock executor)")
 	start := time.Now()
 	env, err := testenv.Start(ctx, testenv.Options{Kube: true, Heketi: true, Nodes: 5})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		fmt.Fprintf(out, "demo: %v\n", err)
 		return 1
 	}
 	defer env.Stop()
@@ -119,7 +119,13 @@ func run(ctx context.Context, keep bool) int {
 	if _, err := d.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: demoNamespace}}, metav1.CreateOptions{}); err != nil {
 		d.say("create namespace: %v", err)
 	}
-	for _, f := range []string{"examples/provisioner/storageclasses.yaml", "examples/provisioner/statefulset.yaml", "examples/provisioner/retained-claim.yaml"} {
+	for _, f := range []string{
+		"examples/provisioner/00-namespace.yaml",
+		"examples/provisioner/20-heketi-secret.yaml",
+		"examples/provisioner/40-storageclasses.yaml",
+		"examples/provisioner/50-statefulset.yaml",
+		"examples/claim-retain.yaml",
+	} {
 		d.apply(ctx, f)
 	}
 	d.waitBound(ctx, 2*time.Minute)

@@ -38,8 +38,9 @@ type Config struct {
 	Timeout time.Duration
 	// PollMin and PollMax bound the adaptive poll of pending operations.
 	PollMin, PollMax time.Duration
-	// Retries is how many times a transient failure (429, 502–504,
-	// connection refused) is retried; RetryMin/RetryMax bound the backoff.
+	// Retries is how many times a transient failure (429, 503, connection
+	// refused; 502 and 504 only for reads, since a proxy may have passed a
+	// write on) is retried; RetryMin/RetryMax bound the backoff.
 	// Negative Retries disables retrying.
 	Retries            int
 	RetryMin, RetryMax time.Duration

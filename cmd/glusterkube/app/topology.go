@@ -326,6 +326,11 @@ func topologyShowCommand() *Command {
 			if err != nil {
 				return fmt.Errorf("read heketi topology: %w", err)
 			}
+			if f.output != "table" {
+				for _, id := range topology.EmptyClusters(cur) {
+					fmt.Fprintf(g.Err, "note: heketi cluster %s has no nodes; a topology file cannot hold it, so it is left out\n", id)
+				}
+			}
 			switch f.output {
 			case "table":
 				return topology.WriteTable(g.Out, cur)
