@@ -139,6 +139,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
+// Enqueue asks for a reconcile, e.g. on a resync timer, so drift in heketi
+// (which has no watch) is noticed.
+func (c *Controller) Enqueue() { c.queue.Add(queueKey) }
+
 // Synced returns a channel that receives the outcome of each reconcile
 // (dropped when nobody reads it).
 func (c *Controller) Synced() <-chan error { return c.last }

@@ -61,6 +61,9 @@ type RunOptions struct {
 	Collectors []prometheus.Collector
 	// Ready, when set, is called once the controllers run (as leader).
 	Ready func()
+	// Registry, when set, receives the metrics instead of a registry of
+	// Run's own; the caller serves it (MetricsAddress is then ignored).
+	Registry *prometheus.Registry
 }
 
 // Defaults of RunOptions.
@@ -95,7 +98,13 @@ func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 	}
 
 	libMetrics := metrics.New("controller")
-	reg := prometheus.NewRegistry()
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	} else {
+		o.MetricsAddress = ""
+	}
 	reg.MustRegister(
 		libMetrics.PersistentVolumeClaimProvisionTotal,
 		libMetrics.PersistentVolumeClaimProvisionFailedTotal,
@@ -105,7 +114,6 @@ func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 		libMetrics.PersistentVolumeDeleteDurationSeconds,
 	)
 	reg.MustRegister(o.Collectors...)
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -42,6 +42,13 @@ func (e *Env) AddNode(ctx context.Context, n NodeSpec) error {
 	for k, v := range n.Labels {
 		labels[k] = v
 	}
+	// kwok keeps the addresses a node was created with but replaces a
+	// list that lacks a Hostname address; give it one so the test's
+	// addresses survive.
+	addrs := append([]corev1.NodeAddress(nil), n.Addresses...)
+	if len(addrs) > 0 && !hasAddressType(addrs, corev1.NodeHostName) {
+		addrs = append(addrs, corev1.NodeAddress{Type: corev1.NodeHostName, Address: n.Name})
+	}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        n.Name,
@@ -49,7 +56,7 @@ func (e *Env) AddNode(ctx context.Context, n NodeSpec) error {
 			Annotations: map[string]string{kwokAnnotation: "fake", "node.alpha.kubernetes.io/ttl": "0"},
 		},
 		Spec:   corev1.NodeSpec{Taints: n.Taints},
-		Status: corev1.NodeStatus{Addresses: n.Addresses},
+		Status: corev1.NodeStatus{Addresses: addrs},
 	}
 	if _, err := e.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
@@ -125,4 +132,13 @@ func (e *Env) Namespace(t testing.TB) string {
 		_ = e.Client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 	return name
+}
+
+func hasAddressType(addrs []corev1.NodeAddress, t corev1.NodeAddressType) bool {
+	for _, a := range addrs {
+		if a.Type == t {
+			return true
+		}
+	}
+	return false
 }

@@ -128,16 +128,14 @@ func dispatch(ctx context.Context, cmd *Command, path []string, args []string, s
 		cmd.Flags(fs, g)
 	}
 	fs.IntVarP(&g.Verbosity, "v", "v", 0, "log verbosity (klog level)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "%s\n\nUsage:\n  %s %s\n\nFlags:\n%s", cmd.Short, strings.Join(path, " "), cmd.Usage, fs.FlagUsages())
-	}
+	// pflag calls Usage itself on --help; print it once, here, to stdout.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.SetOutput(s.Out)
-			fs.Usage()
+			fmt.Fprintf(s.Out, "%s\n\nUsage:\n  %s %s\n\nFlags:\n%s\n", cmd.Short, strings.Join(path, " "), cmd.Usage, fs.FlagUsages())
 			return err
 		}
-		return &UsageError{Err: err}
+		return &UsageError{Err: fmt.Errorf("%w (see %q)", err, strings.Join(path, " ")+" --help")}
 	}
 	setupLogging(g.Verbosity, s.Err)
 	return cmd.Run(ctx, g, fs.Args())

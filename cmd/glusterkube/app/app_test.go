@@ -42,6 +42,22 @@ func TestMainExitCodes(t *testing.T) {
 	}
 }
 
+func TestHelpPrintedOnce(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := Main([]string{"topology", "load", "--help"}, strings.NewReader(""), &out, &errOut); code != ExitOK {
+		t.Fatalf("exit code %d; stderr: %s", code, errOut.String())
+	}
+	if n := strings.Count(out.String(), "Usage:"); n != 1 {
+		t.Errorf("usage printed %d times:\n%s", n, out.String())
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("stderr not empty: %q", errOut.String())
+	}
+	if !strings.HasSuffix(out.String(), "\n") {
+		t.Errorf("usage does not end in a newline")
+	}
+}
+
 func TestHeketiConfigFromEnvironment(t *testing.T) {
 	tests := []struct {
 		name     string
