@@ -4,12 +4,19 @@ export GOFLAGS := -buildvcs=false
 TEST_FLAGS ?= -timeout 30m
 BENCH_PKGS ?= ./topology/ ./provisioner/
 
-.PHONY: all build deps binaries test unit vet demo bench fmt clean
+VERSION   ?= v0.1.0-dev
+IMAGE     ?= ghcr.io/glusterkube/glusterkube:$(VERSION)
+
+.PHONY: all build deps binaries test unit vet demo bench fmt clean image
 
 all: build
 
 build:
-	$(GO) build -o bin/glusterkube ./cmd/glusterkube
+	$(GO) build -ldflags "-X github.com/glusterkube/glusterkube/cmd/glusterkube/app.Version=$(VERSION)" -o bin/glusterkube ./cmd/glusterkube
+
+# The container image the examples name (needs docker).
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 deps:
 	@hack/deps.sh
