@@ -15,6 +15,7 @@ func TestDemo(t *testing.T) {
 	if !testenv.Integration() {
 		t.Skipf("integration test: run with `make test` or %s=1", testenv.IntegrationEnv)
 	}
+	t.Chdir("../..") // the demo runs from the repository root, as make demo does
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
