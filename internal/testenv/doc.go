@@ -6,7 +6,10 @@
 //   - kwok (hack/kwok) faking kubelets for Nodes and Pods, with the stage
 //     files shipped in its module (node fast + heartbeat, pod fast),
 //   - heketi with the mock executor (hack/heketi), one fresh DB per server,
-//   - glusterd on demand, for tests that mount.
+//   - glusterd on demand, for tests that mount (testenv.NewGlusterd(t)):
+//     Debian's glusterfs-server in network, PID and mount namespaces of its
+//     own (see glusterd.go), with directory bricks and FUSE mounts in its
+//     temp dir.
 //
 // Binaries are built once into a cache folder keyed by the nested modules'
 // go.mod/go.sum and rebuilt only when a pinned version changes.
