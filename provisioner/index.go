@@ -31,6 +31,7 @@ type server struct {
 	building chan struct{}
 	byName   map[string][]volumeRef
 	hosts    map[string]string // node id -> storage host
+	clusters []string          // in heketi's order, which is its placement order
 }
 
 // ensure builds the index if needed. Concurrent callers wait for one build.
@@ -128,6 +129,7 @@ func (s *server) build(ctx context.Context, h Heketi, gids *gidTable) error {
 	}
 	s.mu.Lock()
 	s.byName, s.hosts = byName, hosts
+	s.clusters = append([]string(nil), cl.Clusters...)
 	s.mu.Unlock()
 	klog.FromContext(ctx).V(2).Info("Indexed heketi volumes", "heketi", s.url, "volumes", len(volIDs), "nodes", len(hosts))
 	return nil
@@ -173,6 +175,13 @@ func (s *server) invalidate() {
 	s.mu.Lock()
 	s.built = false
 	s.mu.Unlock()
+}
+
+// clusterIDs returns heketi's clusters as of the last build.
+func (s *server) clusterIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.clusters...)
 }
 
 func (s *server) lookup(name string) (volumeRef, bool) {

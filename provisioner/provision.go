@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/heketi/heketi/pkg/glusterfs/api"
@@ -135,7 +136,11 @@ func (p *Provisioner) ensureVolume(ctx context.Context, h Heketi, srv *server, c
 	req.Snapshot.Factor = cfg.SnapFactor
 
 	logger.V(4).Info("Creating heketi volume", "sizeGiB", size, "gid", gid)
-	vol, err := h.VolumeCreate(ctx, req)
+	candidates, anyCluster := cfg.Clusters, false
+	if len(candidates) == 0 {
+		candidates, anyCluster = srv.clusterIDs(), true
+	}
+	vol, err := createInOrder(ctx, h, req, candidates, anyCluster)
 	switch {
 	case err == nil:
 		srv.add(vol.Name, volumeRef{ID: vol.Id, Cluster: vol.Cluster, GID: vol.Gid})
@@ -183,6 +188,58 @@ func (p *Provisioner) ensureVolume(ctx context.Context, h Heketi, srv *server, c
 		}
 		return nil, state, fmt.Errorf("create heketi volume %s (%d GiB, %s): %w", name, size, durabilityString(cfg.Durability), err)
 	}
+}
+
+// createInOrder creates the volume in one candidate cluster at a time, in
+// the given order (heketi's own placement order).
+//
+// Heketi's volume names are unique per cluster only: given several
+// clusters, it skips one that already holds the name and places the volume
+// in another; and it hides a volume whose create is still running from
+// every list. So after a create that timed out (or a crash), a retry that
+// named several clusters would make a second volume elsewhere. Asked for
+// one cluster, heketi answers "already in use" instead, which the caller
+// turns into finding and reusing the first volume. A cluster that refuses
+// for another reason (no space, wrong volume type) passes the request on
+// to the next. With anyCluster (the class names none), a last request
+// without clusters lets heketi use a cluster created since the index was
+// built.
+func createInOrder(ctx context.Context, h Heketi, req *api.VolumeCreateRequest, clusters []string, anyCluster bool) (*api.VolumeInfoResponse, error) {
+	if len(clusters) <= 1 {
+		return h.VolumeCreate(ctx, req)
+	}
+	var refusals []string
+	var last error
+	for _, c := range clusters {
+		one := *req
+		one.Clusters = []string{c}
+		vol, err := h.VolumeCreate(ctx, &one)
+		if err == nil || !refusedByCluster(err) || ctx.Err() != nil {
+			return vol, err
+		}
+		refusals = append(refusals, fmt.Sprintf("cluster %s: %v", c, err))
+		last = err
+	}
+	if anyCluster {
+		all := *req
+		all.Clusters = nil
+		vol, err := h.VolumeCreate(ctx, &all)
+		if err == nil || !refusedByCluster(err) {
+			return vol, err
+		}
+		last = err
+	}
+	return nil, fmt.Errorf("every cluster refused (%s): %w", strings.Join(refusals, "; "), last)
+}
+
+// refusedByCluster reports a definite refusal by heketi that another
+// cluster might not give: not a name in use, a credentials problem, or an
+// error after which the volume may exist.
+func refusedByCluster(err error) bool {
+	var he *heketi.Error
+	return errors.As(err, &he) && he.Status != 0 &&
+		!heketi.IsNameInUse(err) && !heketi.IsAdminRequired(err) && !heketi.IsUnauthorized(err) &&
+		!heketi.IsTransient(err) && !heketi.IsTimeout(err)
 }
 
 // findVolume looks the name up in the index and confirms it with heketi.

@@ -208,6 +208,11 @@ func (c *Client) ClusterList(ctx context.Context) (out *api.ClusterListResponse,
 	return
 }
 
+// ClusterSetFlags sets whether a cluster takes file and block volumes.
+func (c *Client) ClusterSetFlags(ctx context.Context, id string, req *api.ClusterSetFlagsRequest) error {
+	return c.Do(ctx, "cluster_set_flags", func(h *client.Client) error { return h.ClusterSetFlags(id, req) })
+}
+
 // ClusterDelete deletes an empty cluster.
 func (c *Client) ClusterDelete(ctx context.Context, id string) error {
 	return c.Do(ctx, "cluster_delete", func(h *client.Client) error { return h.ClusterDelete(id) })
