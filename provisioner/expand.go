@@ -174,6 +174,16 @@ func (e *Expander) Sync(ctx context.Context, key string) error {
 		return fmt.Errorf("read heketi volume %s: %w", id, err)
 	}
 	if want > vol.Size {
+		// heketi's expand adds GiB to the volume. An earlier expand that
+		// timed out may still be running and shows the old size: a second
+		// one now would grow the volume twice.
+		busy, err := expandRunning(ctx, h, id)
+		if err != nil {
+			return fmt.Errorf("read heketi's pending operations: %w", err)
+		}
+		if busy {
+			return fmt.Errorf("an earlier expansion of heketi volume %s is still running; will look again", vol.Name)
+		}
 		e.p.event(claim, v1.EventTypeNormal, ReasonResizing, fmt.Sprintf("Expanding heketi volume %s from %d to %d GiB", vol.Name, vol.Size, want))
 		out, err := h.VolumeExpand(ctx, id, &api.VolumeExpandRequest{Size: want - vol.Size})
 		if err != nil {
@@ -199,4 +209,42 @@ func (e *Expander) Sync(ctx context.Context, key string) error {
 	}
 	e.p.event(claim, v1.EventTypeNormal, ReasonResized, fmt.Sprintf("Heketi volume %s is now %d GiB", vol.Name, vol.Size))
 	return nil
+}
+
+// pendingOperations is heketi's view of operations still in progress.
+type pendingOperations interface {
+	PendingOperationList(ctx context.Context) (*api.PendingOperationListResponse, error)
+	PendingOperationDetails(ctx context.Context, id string) (*api.PendingOperationDetails, error)
+}
+
+// expandRunning reports whether heketi is still running an expansion of
+// the volume: a pending operation with status "" (new; sub-status
+// "in-flight" while heketi works on it). A failed or stale (heketi
+// restarted) expansion did not change the size and does not count.
+func expandRunning(ctx context.Context, h Heketi, volumeID string) (bool, error) {
+	po, ok := h.(pendingOperations)
+	if !ok {
+		return false, nil
+	}
+	list, err := po.PendingOperationList(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, op := range list.PendingOperations {
+		if op.TypeName != "expand-volume" || (op.Status != "" && op.SubStatus != "in-flight") {
+			continue
+		}
+		d, err := po.PendingOperationDetails(ctx, op.Id)
+		if heketi.IsNotFound(err) {
+			continue // finished meanwhile
+		} else if err != nil {
+			return false, err
+		}
+		for _, c := range d.Changes {
+			if c.Id == volumeID {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }

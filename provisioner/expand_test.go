@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heketi/heketi/pkg/glusterfs/api"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -102,5 +103,35 @@ func TestExpanderSync(t *testing.T) {
 				t.Errorf("no %s event", tt.wantEvent)
 			}
 		})
+	}
+}
+
+// An expansion that timed out may still run in heketi and the volume shows
+// its old size: the expander waits for it instead of growing the volume
+// twice, and a failed one does not block it.
+func TestExpanderWaitsForRunningExpansion(t *testing.T) {
+	f, e, pv := expandFixture(t, "3Gi", true)
+	id := pv.Annotations[AnnHeketiVolumeID]
+	op := func(status, sub string) map[string]*api.PendingOperationDetails {
+		return map[string]*api.PendingOperationDetails{"op1": {
+			PendingOperationInfo: api.PendingOperationInfo{Id: "op1", TypeName: "expand-volume", Status: status, SubStatus: sub},
+			Changes:              []api.PendingChangeInfo{{Id: "brick1", Description: "Add brick"}, {Id: id, Description: "Expand volume"}},
+		}}
+	}
+	f.heketi.pending = op("", "in-flight") // heketi's "new" status is empty
+	err := e.Sync(context.Background(), "ns1/data")
+	if err == nil || !strings.Contains(err.Error(), "still running") {
+		t.Fatalf("with an expansion running: %v", err)
+	}
+	if n := f.heketi.count("volume_expand"); n != 0 {
+		t.Fatalf("%d expands while one runs", n)
+	}
+	// The earlier one failed: heketi keeps it as failed, the size is unchanged.
+	f.heketi.pending = op("failed", "")
+	if err := e.Sync(context.Background(), "ns1/data"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.heketi.vols[id].Size; got != 3 || f.heketi.count("volume_expand") != 1 {
+		t.Fatalf("size %d after %d expands, want 3 after 1", got, f.heketi.count("volume_expand"))
 	}
 }

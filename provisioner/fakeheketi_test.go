@@ -27,6 +27,30 @@ type fakeHeketi struct {
 	failCreate func(req *api.VolumeCreateRequest) (keep bool, err error)
 	failInfo   func(id string) error
 	failTopo   func() error
+	// pending are heketi's pending operations, by id.
+	pending map[string]*api.PendingOperationDetails
+}
+
+func (f *fakeHeketi) PendingOperationList(context.Context) (*api.PendingOperationListResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls["pending_operation_list"]++
+	out := &api.PendingOperationListResponse{PendingOperations: []api.PendingOperationInfo{}}
+	for _, op := range f.pending {
+		out.PendingOperations = append(out.PendingOperations, op.PendingOperationInfo)
+	}
+	return out, nil
+}
+
+func (f *fakeHeketi) PendingOperationDetails(_ context.Context, id string) (*api.PendingOperationDetails, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	op, ok := f.pending[id]
+	if !ok {
+		return nil, herr("pending_operation_details", http.StatusNotFound, "Id not found")
+	}
+	cp := *op
+	return &cp, nil
 }
 
 const fakeCluster = "c0000000000000000000000000000001"

@@ -97,3 +97,28 @@ func TestProvisionSeveralClustersNoDuplicate(t *testing.T) {
 		t.Errorf("volume in cluster %s, want %s", got, b)
 	}
 }
+
+// The pending-operation reads the expander relies on work against the real
+// server (admin routes, JSON shape): a finished expansion is not pending.
+func TestExpandRunningRealHeketi(t *testing.T) {
+	testenv.Get(t)
+	hk := testenv.NewHeketi(t, testenv.HeketiOptions{Auth: true})
+	hc, err := heketi.New(heketi.Config{URL: hk.URL, User: "admin", Key: hk.AdminKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := heketiCluster(t, hc)
+	v, err := hc.VolumeCreate(ctx, &api.VolumeCreateRequest{Size: 1, Clusters: []string{c},
+		Durability: api.VolumeDurabilityInfo{Type: api.DurabilityReplicate, Replicate: api.ReplicaDurability{Replica: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hc.VolumeExpand(ctx, v.Id, &api.VolumeExpandRequest{Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := expandRunning(ctx, hc, v.Id)
+	if err != nil || busy {
+		t.Fatalf("after a finished expansion: running=%v err=%v", busy, err)
+	}
+}

@@ -213,6 +213,19 @@ func (c *Client) ClusterSetFlags(ctx context.Context, id string, req *api.Cluste
 	return c.Do(ctx, "cluster_set_flags", func(h *client.Client) error { return h.ClusterSetFlags(id, req) })
 }
 
+// PendingOperationList lists heketi's pending operations (admin only).
+func (c *Client) PendingOperationList(ctx context.Context) (out *api.PendingOperationListResponse, err error) {
+	err = c.Do(ctx, "pending_operation_list", func(h *client.Client) (e error) { out, e = h.PendingOperationList(); return })
+	return
+}
+
+// PendingOperationDetails returns one pending operation with the objects
+// it changes.
+func (c *Client) PendingOperationDetails(ctx context.Context, id string) (out *api.PendingOperationDetails, err error) {
+	err = c.Do(ctx, "pending_operation_details", func(h *client.Client) (e error) { out, e = h.PendingOperationDetails(id); return })
+	return
+}
+
 // ClusterDelete deletes an empty cluster.
 func (c *Client) ClusterDelete(ctx context.Context, id string) error {
 	return c.Do(ctx, "cluster_delete", func(h *client.Client) error { return h.ClusterDelete(id) })
