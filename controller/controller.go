@@ -37,6 +37,9 @@ const (
 	ReasonNoTopologyKey   = "NoTopology"
 )
 
+// SyncTimeout bounds one reconcile.
+var SyncTimeout = 5 * time.Minute
+
 // TopologyKeys are the ConfigMap keys read, in this order.
 var TopologyKeys = []string{"topology.json", "topology.yaml", "topology.yml"}
 
@@ -158,7 +161,11 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	err := c.Sync(ctx)
+	// A reconcile never hangs the queue: heketi calls have their own
+	// deadlines; this bounds the API calls and the whole pass.
+	sctx, cancel := context.WithTimeout(ctx, SyncTimeout)
+	err := c.Sync(sctx)
+	cancel()
 	select {
 	case c.last <- err:
 	default:

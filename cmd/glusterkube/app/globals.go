@@ -94,6 +94,7 @@ func (g *Globals) RESTConfig() (*rest.Config, error) {
 		rules.ExplicitPath = g.Kubeconfig
 	} else if g.Getenv("KUBECONFIG") == "" {
 		if cfg, err := rest.InClusterConfig(); err == nil {
+			cfg.UserAgent = "glusterkube/" + Version
 			return cfg, nil
 		}
 	}
