@@ -274,11 +274,22 @@ func (c *Client) DeviceState(ctx context.Context, id string, req *api.StateReque
 	return c.Do(ctx, "device_state", func(h *client.Client) error { return h.DeviceState(id, req) })
 }
 
-// TopologyInfo returns every cluster, node, device and brick in one call.
+// TopologyInfo returns every cluster, node, device and volume.
 func (c *Client) TopologyInfo(ctx context.Context) (out *api.TopologyInfoResponse, err error) {
-	err = c.Do(ctx, "topology_info", func(h *client.Client) (e error) { out, e = h.TopologyInfo(); return })
-	return
+	// heketi has no topology snapshot: the go-client lists clusters and
+	// reads every node, device and volume one by one, so an object deleted
+	// in between answers 404. Such a read is stale, not failed: read again.
+	for attempt := 0; ; attempt++ {
+		err = c.Do(ctx, "topology_info", func(h *client.Client) (e error) { out, e = h.TopologyInfo(); return })
+		if err == nil || !IsNotFound(err) || attempt == topologyRereads || ctx.Err() != nil {
+			return out, err
+		}
+	}
 }
+
+// topologyRereads bounds the re-reads of a topology that changed while it
+// was read.
+const topologyRereads = 5
 
 // VolumeCreate creates a volume and waits for it to exist.
 func (c *Client) VolumeCreate(ctx context.Context, req *api.VolumeCreateRequest) (out *api.VolumeInfoResponse, err error) {

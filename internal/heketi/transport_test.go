@@ -160,3 +160,37 @@ func TestTimeoutIsUncertain(t *testing.T) {
 		t.Errorf("err = %v, want a timeout", err)
 	}
 }
+
+// A volume deleted while the topology is read answers 404 to the go-client's
+// per-object read: TopologyInfo reads again instead of failing.
+func TestTopologyInfoRereadsAfterConcurrentDelete(t *testing.T) {
+	var volumeReads int
+	mux := http.NewServeMux()
+	mux.HandleFunc("/clusters", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"clusters":["c1"]}`))
+	})
+	mux.HandleFunc("/clusters/c1", func(w http.ResponseWriter, _ *http.Request) {
+		vols := `["v1"]`
+		if volumeReads > 0 {
+			vols = `[]` // deleted meanwhile
+		}
+		_, _ = w.Write([]byte(`{"id":"c1","nodes":[],"volumes":` + vols + `,"block":true,"file":true}`))
+	})
+	mux.HandleFunc("/volumes/v1", func(w http.ResponseWriter, _ *http.Request) {
+		volumeReads++
+		http.Error(w, "Id not found", http.StatusNotFound)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c, err := New(Config{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo, err := c.TopologyInfo(context.Background())
+	if err != nil {
+		t.Fatalf("TopologyInfo: %v", err)
+	}
+	if len(topo.ClusterList) != 1 || len(topo.ClusterList[0].Volumes) != 0 || volumeReads != 1 {
+		t.Fatalf("got %+v after %d volume reads", topo, volumeReads)
+	}
+}
