@@ -62,7 +62,7 @@ func (f *valuesFlags) add(fs *pflag.FlagSet, d daemonset.Values) {
 func (f *valuesFlags) addTarget(fs *pflag.FlagSet, d daemonset.Values) {
 	f.fs = fs
 	fs.StringVar(&f.name, "name", d.Name, "DaemonSet name")
-	fs.StringVarP(&f.namespace, "namespace", "n", d.Namespace, "namespace")
+	fs.StringVarP(&f.namespace, "namespace", "n", d.Namespace, "namespace of the DaemonSet")
 }
 
 func selectorString(m map[string]string) string {
