@@ -197,10 +197,40 @@ func TestLoadValues(t *testing.T) {
 	if v.Image != "example.com/gluster:9" || v.Resources.Requests.Cpu().String() != "1" || len(v.Tolerations) != 1 {
 		t.Errorf("values = %+v", v)
 	}
-	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("imagee: x\n"), 0o644)
-	if _, err := LoadValues(bad); err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "imagee") {
-		t.Errorf("err = %v, want it to name the file and the unknown field", err)
+}
+
+// Every problem in a values file is reported at once, with its position.
+func TestLoadValuesErrors(t *testing.T) {
+	tests := []struct {
+		name, content string
+		want          []string
+	}{
+		{"typo", "imagee: x\n", []string{":1:1: unknown field \"imagee\"", `did you mean "image"?`}},
+		{"bad quantity", "resources:\n  requests:\n    cpu: lots\n", []string{":2:3: resources: quantities must match"}},
+		{"wrong shape", "tolerations: {a: 1}\n", []string{":1:14: tolerations: cannot unmarshal object"}},
+		{"all at once", "imagee: x\nnodeSelectr: {a: b}\ncreateNamespace: maybe\n", []string{":1:1:", ":2:1:", `did you mean "nodeSelector"?`, ":3:18: createNamespace"}},
+		{"not a mapping", "- image: x\n", []string{":1:1: a values file is a mapping"}},
+		{"syntax", "image: [x\n", []string{"values file", "did not find expected"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadValues(path)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !strings.Contains(err.Error(), path) {
+				t.Errorf("error does not name the file: %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
 	}
 }
 

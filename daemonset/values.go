@@ -1,13 +1,19 @@
 package daemonset
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
+	yamlv3 "gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/glusterkube/glusterkube/internal/didyoumean"
 )
 
 // DefaultNamespace is where the DaemonSet goes when Values say nothing.
@@ -61,18 +67,72 @@ func (v Values) Merge(over Values) Values {
 	return v
 }
 
-// LoadValues reads a values file. Unknown fields are errors, so a typo is
-// not silently ignored.
+// valueFields are the values file's fields, in the order Values has them.
+var valueFields = []string{"name", "namespace", "createNamespace", "image", "imagePullPolicy", "nodeSelector", "resources", "tolerations", "priorityClassName"}
+
+// LoadValues reads a values file. Every problem is reported at once with
+// its file:line:col: unknown fields (a typo is not silently ignored, and
+// the closest field is suggested) and values of the wrong form.
 func LoadValues(path string) (Values, error) {
 	var v Values
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return v, fmt.Errorf("read values file: %w", err)
 	}
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(b, &doc); err != nil {
+		return v, fmt.Errorf("values file %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return v, nil // empty file: nothing overridden
+	}
+	root := doc.Content[0]
+	if root.Kind != yamlv3.MappingNode {
+		return v, fmt.Errorf("%s:%d:%d: a values file is a mapping of fields: %s", path, root.Line, root.Column, strings.Join(valueFields, ", "))
+	}
+	var problems []string
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, val := root.Content[i], root.Content[i+1]
+		if !slices.Contains(valueFields, k.Value) {
+			msg := fmt.Sprintf("%s:%d:%d: unknown field %q; expected one of %s", path, k.Line, k.Column, k.Value, strings.Join(valueFields, ", "))
+			if s := didyoumean.Closest(k.Value, valueFields); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			problems = append(problems, msg)
+			continue
+		}
+		// Decode the field alone, so its error carries its position.
+		var x any
+		if err := val.Decode(&x); err != nil {
+			problems = append(problems, fmt.Sprintf("%s:%d:%d: %s: %v", path, val.Line, val.Column, k.Value, err))
+			continue
+		}
+		one, err := json.Marshal(map[string]any{k.Value: x})
+		if err == nil {
+			var field Values
+			err = yaml.UnmarshalStrict(one, &field)
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s:%d:%d: %s: %s", path, val.Line, val.Column, k.Value, cleanDecodeError(err)))
+		}
+	}
+	if len(problems) > 0 {
+		return v, errors.New(strings.Join(problems, "\n"))
+	}
 	if err := yaml.UnmarshalStrict(b, &v); err != nil {
-		return v, fmt.Errorf("values file %s: %v (fields: name, namespace, createNamespace, image, imagePullPolicy, nodeSelector, resources, tolerations, priorityClassName)", path, err)
+		return v, fmt.Errorf("values file %s: %w", path, err)
 	}
 	return v, nil
+}
+
+// cleanDecodeError drops the decoder's layers ("error unmarshaling JSON:
+// while decoding JSON: ...") from a field's error.
+func cleanDecodeError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"error unmarshaling JSON: ", "while decoding JSON: ", "json: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
 }
 
 // ParseToleration parses the --toleration syntax, modelled on kubectl

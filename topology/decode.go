@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/glusterkube/glusterkube/internal/didyoumean"
 )
 
 // decoder turns the parsed tree into a Topology, checking types and field
@@ -93,7 +95,7 @@ func (d *decoder) fields(n *tnode, path, what string, known ...string) (vals map
 		}
 		if canon == "" {
 			msg := fmt.Sprintf("unknown field %q in %s; expected %s", name, what, quoteList(known))
-			if s := suggest(name, known); s != "" {
+			if s := didyoumean.Closest(name, known); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			d.errorf(k, join(path, name), "%s", msg)
@@ -118,43 +120,6 @@ func quoteList(names []string) string {
 		return q[0]
 	}
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
-}
-
-// suggest returns the known name closest to name, if close enough to be a
-// typo.
-func suggest(name string, known []string) string {
-	best, bestD := "", 3
-	for _, k := range known {
-		dist := editDistance(strings.ToLower(name), k)
-		if dist < bestD || (strings.HasPrefix(k, strings.ToLower(name)) && len(name) >= 3) {
-			if dist < bestD {
-				bestD = dist
-			}
-			best = k
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 // list reads a list; null reads as an empty list (as encoding/json does).
