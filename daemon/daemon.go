@@ -68,6 +68,39 @@ type Config struct {
 // process should exit so it restarts as a candidate.
 var ErrLostLeadership = errors.New("lost leader election")
 
+// storageMetrics describe the storage controller's reconciles, for alerts
+// on a topology that stopped reaching heketi.
+type storageMetrics struct {
+	reconciles  *prometheus.CounterVec
+	lastSuccess prometheus.Gauge
+}
+
+func newStorageMetrics(reg prometheus.Registerer) *storageMetrics {
+	m := &storageMetrics{
+		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "glusterkube", Subsystem: "storage", Name: "reconciles_total",
+			Help: "Reconciles of the topology ConfigMap (load into heketi, label nodes, apply the DaemonSet), by outcome.",
+		}, []string{"outcome"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "glusterkube", Subsystem: "storage", Name: "last_success_timestamp_seconds",
+			Help: "When the last reconcile of the topology ConfigMap succeeded (Unix time).",
+		}),
+	}
+	m.reconciles.WithLabelValues("ok")
+	m.reconciles.WithLabelValues("error")
+	reg.MustRegister(m.reconciles, m.lastSuccess)
+	return m
+}
+
+func (m *storageMetrics) observe(err error) {
+	if err != nil {
+		m.reconciles.WithLabelValues("error").Inc()
+		return
+	}
+	m.reconciles.WithLabelValues("ok").Inc()
+	m.lastSuccess.SetToCurrentTime()
+}
+
 // state is what /readyz reports.
 type state struct {
 	leading     atomic.Bool
@@ -251,6 +284,7 @@ func runControllers(ctx context.Context, cfg *Config, recorder record.EventRecor
 		if err != nil {
 			return err
 		}
+		sm := newStorageMetrics(reg)
 		cmFactory.Start(ctx.Done())
 		nodeFactory.Start(ctx.Done())
 		defer cmFactory.Shutdown()
@@ -269,6 +303,7 @@ func runControllers(ctx context.Context, cfg *Config, recorder record.EventRecor
 				case <-ctx.Done():
 					return
 				case err := <-c.Synced():
+					sm.observe(err)
 					if err != nil {
 						msg := err.Error()
 						st.storageErr.Store(&msg)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -275,7 +276,11 @@ func TestRunDaemon(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
-	for _, want := range []string{"glusterkube_heketi", "controller_persistentvolumeclaim_provision_total", "go_goroutines"} {
+	if !regexp.MustCompile(`(?m)^glusterkube_storage_reconciles_total\{outcome="ok"\} [1-9]`).MatchString(metrics) {
+		t.Errorf("/metrics counts no successful reconcile:\n%s", grepLines(metrics, "glusterkube_storage"))
+	}
+	for _, want := range []string{"glusterkube_heketi", "controller_persistentvolumeclaim_provision_total", "go_goroutines",
+		"glusterkube_storage_last_success_timestamp_seconds"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -319,4 +324,14 @@ func TestRunUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
