@@ -154,18 +154,39 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Resync = DefaultResync
 	}
 	logger := klog.FromContext(ctx)
+	st := &state{}
+
+	// The provision controller first, before anything else uses client-go's
+	// scheme (see provisioner.NewControllers).
+	var prov *provisioner.Controllers
+	if cfg.Provisioner != nil {
+		o := cfg.ProvisionerOptions
+		o.LeaderElection = false // one election for the whole daemon
+		ready := o.Ready
+		o.Ready = func() {
+			st.provReady.Store(true)
+			if ready != nil {
+				ready()
+			}
+		}
+		prov = provisioner.NewControllers(ctx, cfg.Provisioner, o)
+	}
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartStructuredLogging(3)
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Kube.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "glusterkube"})
+	if cfg.Provisioner != nil {
+		cfg.Provisioner.UseRecorder(broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "glusterkube-provisioner"}))
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(cfg.Collectors...)
-
-	st := &state{}
+	if prov != nil {
+		reg.MustRegister(prov.Collectors()...)
+	}
 	health := leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
 
 	var wg sync.WaitGroup
@@ -196,7 +217,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	if !cfg.LeaderElection {
 		st.leading.Store(true)
-		return runControllers(ctx, &cfg, recorder, reg, st)
+		return runControllers(ctx, &cfg, prov, recorder, reg, st)
 	}
 
 	// The elector calls OnStartedLeading in a goroutine of its own: wait
@@ -212,7 +233,7 @@ func Run(ctx context.Context, cfg Config) error {
 		defer close(leadDone)
 		started.Store(true)
 		st.leading.Store(true)
-		if leadErr = runControllers(ctx, &cfg, recorder, reg, st); leadErr != nil {
+		if leadErr = runControllers(ctx, &cfg, prov, recorder, reg, st); leadErr != nil {
 			cancel()
 		}
 	}
@@ -267,7 +288,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 // runControllers runs the enabled controllers until ctx ends or one of
 // them fails to start.
-func runControllers(ctx context.Context, cfg *Config, recorder record.EventRecorder, reg *prometheus.Registry, st *state) error {
+func runControllers(ctx context.Context, cfg *Config, prov *provisioner.Controllers, recorder record.EventRecorder, reg *prometheus.Registry, st *state) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger := klog.FromContext(ctx)
@@ -330,23 +351,11 @@ func runControllers(ctx context.Context, cfg *Config, recorder record.EventRecor
 		logger.Info("Storage controller running", "configMap", klog.KRef(sc.Namespace, sc.Name))
 	}
 
-	if cfg.Provisioner != nil {
-		o := cfg.ProvisionerOptions
-		o.LeaderElection = false // one election for the whole daemon
-		o.Registry = reg
-		ready := o.Ready
-		o.Ready = func() {
-			st.provReady.Store(true)
-			if ready != nil {
-				ready()
-			}
-		}
+	if prov != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := provisioner.Run(ctx, cfg.Provisioner, o); err != nil {
-				errs <- fmt.Errorf("provisioner: %w", err)
-			}
+			prov.Run(ctx)
 		}()
 		logger.Info("Provisioner running", "name", cfg.Provisioner.Name())
 	}

@@ -8,9 +8,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,16 +30,46 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, testenv.Options{Kube: true, Nodes: -1}))
+	code := testenv.Main(m, testenv.Options{Kube: true, Nodes: -1})
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
-// replica is one `glusterkube run` process, run in-process.
+// The replicas run as processes of the real binary, as in a Deployment:
+// each with its own client-go scheme (the provision library writes to it
+// when it starts), stopped with SIGTERM.
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+func glusterkubeBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "glusterkube-daemon-test-"); binErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "glusterkube"), "../cmd/glusterkube").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build ./cmd/glusterkube: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "glusterkube")
+}
+
+// replica is one `glusterkube run` process.
 type replica struct {
-	once   sync.Once
-	addr   string
-	cancel context.CancelFunc
-	done   chan error
-	out    *syncBuffer
+	once sync.Once
+	addr string
+	cmd  *exec.Cmd
+	done chan error
+	out  *syncBuffer
 }
 
 type syncBuffer struct {
@@ -68,24 +101,32 @@ func freeAddr(t *testing.T) string {
 
 func startReplica(t *testing.T, args ...string) *replica {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{addr: freeAddr(t), cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
+	r := &replica{addr: freeAddr(t), done: make(chan error, 1), out: &syncBuffer{}}
 	args = append([]string{"run", "--address", r.addr, "-v", "2"}, args...)
-	go func() { r.done <- app.Run(ctx, args, app.Streams{In: strings.NewReader(""), Out: r.out, Err: r.out}) }()
+	r.cmd = exec.Command(glusterkubeBinary(t), args...)
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	// Dies with the test binary, whatever happens to it.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }
 
+// stop sends SIGTERM, as the kubelet does, and expects a clean exit.
 func (r *replica) stop(t *testing.T) {
 	r.once.Do(func() {
-		r.cancel()
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-r.done:
 			if err != nil {
-				t.Errorf("glusterkube run returned %v\n%s", err, r.out.String())
+				t.Errorf("glusterkube run exited with %v\n%s", err, r.out.String())
 			}
 		case <-time.After(time.Minute):
-			t.Errorf("glusterkube run did not stop within a minute after cancel\n%s", r.out.String())
+			_ = r.cmd.Process.Kill()
+			t.Errorf("glusterkube run did not stop within a minute after SIGTERM\n%s", r.out.String())
 		}
 	})
 }

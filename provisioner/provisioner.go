@@ -59,6 +59,14 @@ var (
 	_ controller.Provisioner = (*Provisioner)(nil)
 )
 
+// UseRecorder sets the recorder of glusterkube's own Events, unless the
+// Provisioner was built with one. Call it before the controllers run.
+func (p *Provisioner) UseRecorder(r record.EventRecorder) {
+	if p.cfg.Recorder == nil {
+		p.cfg.Recorder = r
+	}
+}
+
 // New returns a Provisioner. It makes no network call.
 func New(cfg Config) (*Provisioner, error) {
 	if cfg.Kube == nil {

@@ -61,9 +61,6 @@ type RunOptions struct {
 	Collectors []prometheus.Collector
 	// Ready, when set, is called once the controllers run (as leader).
 	Ready func()
-	// Registry, when set, receives the metrics instead of a registry of
-	// Run's own; the caller serves it (MetricsAddress is then ignored).
-	Registry *prometheus.Registry
 }
 
 // Defaults of RunOptions.
@@ -81,6 +78,83 @@ const (
 // ErrLostLeadership is returned by Run when another replica took over.
 var ErrLostLeadership = errors.New("lost leader election")
 
+// Controllers are the provision controller and the expander on one set of
+// informers.
+type Controllers struct {
+	p       *Provisioner
+	o       RunOptions
+	factory informers.SharedInformerFactory
+	pc      *controller.ProvisionController
+	exp     *Expander
+	metrics *metrics.Metrics
+}
+
+// NewControllers builds the controllers without running them. Build them
+// before starting anything that uses client-go's scheme (clients,
+// informers, event recorders): the provision library registers types in
+// client-go's global scheme when its controller is built, and that write
+// races with — and can crash — decoding running at the same time.
+func NewControllers(ctx context.Context, p *Provisioner, o RunOptions) *Controllers {
+	o = o.withDefaults(p)
+	logger := klog.FromContext(ctx)
+	kube := p.cfg.Kube
+	limiter := workqueue.NewTypedMaxOfRateLimiter(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](o.RetryIntervalStart, o.RetryIntervalMax),
+		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(50), 300)},
+	)
+	libMetrics := metrics.New("controller")
+	// One set of informers feeds both controllers.
+	factory := informers.NewSharedInformerFactory(kube, o.ResyncPeriod)
+	pc := controller.NewProvisionController(ctx, kube, p.Name(), p,
+		controller.ClaimsInformer(factory.Core().V1().PersistentVolumeClaims().Informer()),
+		controller.VolumesInformer(factory.Core().V1().PersistentVolumes().Informer()),
+		controller.ClassesInformer(factory.Storage().V1().StorageClasses().Informer()),
+		controller.LeaderElection(false), // Run elects one leader for both controllers
+		controller.Threadiness(o.Workers),
+		controller.RateLimiter(limiter),
+		controller.FailedProvisionThreshold(0), // never forget a volume in progress
+		controller.FailedDeleteThreshold(0),
+		controller.CreateProvisionedPVRetryCount(o.CreatePVRetries),
+		controller.CreateProvisionedPVInterval(o.CreatePVInterval),
+		controller.ResyncPeriod(o.ResyncPeriod),
+		controller.MetricsInstance(libMetrics),
+	)
+	exp, err := NewExpander(p, factory)
+	if err != nil {
+		logger.Error(err, "Expansion disabled")
+	}
+	return &Controllers{p: p, o: o, factory: factory, pc: pc, exp: exp, metrics: &libMetrics}
+}
+
+// Collectors are the provision library's metrics.
+func (c *Controllers) Collectors() []prometheus.Collector {
+	m := c.metrics
+	return []prometheus.Collector{
+		m.PersistentVolumeClaimProvisionTotal,
+		m.PersistentVolumeClaimProvisionFailedTotal,
+		m.PersistentVolumeClaimProvisionDurationSeconds,
+		m.PersistentVolumeDeleteTotal,
+		m.PersistentVolumeDeleteFailedTotal,
+		m.PersistentVolumeDeleteDurationSeconds,
+	}
+}
+
+// Run runs the controllers until ctx ends. Call it once.
+func (c *Controllers) Run(ctx context.Context) {
+	c.factory.Start(ctx.Done())
+	var wg sync.WaitGroup
+	if c.exp != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.exp.Run(ctx, c.o.ExpandWorkers) }()
+	}
+	if c.o.Ready != nil {
+		c.o.Ready()
+	}
+	c.pc.Run(ctx)
+	wg.Wait()
+	c.factory.Shutdown()
+}
+
 // Run runs the provision controller and the expander until ctx ends,
 // behind leader election when asked. It records glusterkube's own Events
 // through p unless p was built with a Recorder.
@@ -88,6 +162,8 @@ func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 	o = o.withDefaults(p)
 	logger := klog.FromContext(ctx)
 	kube := p.cfg.Kube
+	// First, before anything else uses the scheme (see NewControllers).
+	ctrls := NewControllers(ctx, p, o)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartStructuredLogging(3)
@@ -97,22 +173,9 @@ func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 		p.cfg.Recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "glusterkube-provisioner"})
 	}
 
-	libMetrics := metrics.New("controller")
-	reg := o.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	} else {
-		o.MetricsAddress = ""
-	}
-	reg.MustRegister(
-		libMetrics.PersistentVolumeClaimProvisionTotal,
-		libMetrics.PersistentVolumeClaimProvisionFailedTotal,
-		libMetrics.PersistentVolumeClaimProvisionDurationSeconds,
-		libMetrics.PersistentVolumeDeleteTotal,
-		libMetrics.PersistentVolumeDeleteFailedTotal,
-		libMetrics.PersistentVolumeDeleteDurationSeconds,
-	)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(ctrls.Collectors()...)
 	reg.MustRegister(o.Collectors...)
 
 	var wg sync.WaitGroup
@@ -138,47 +201,8 @@ func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 		}()
 	}
 
-	lead := func(ctx context.Context) {
-		limiter := workqueue.NewTypedMaxOfRateLimiter(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](o.RetryIntervalStart, o.RetryIntervalMax),
-			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(50), 300)},
-		)
-		// One set of informers feeds both controllers.
-		factory := informers.NewSharedInformerFactory(kube, o.ResyncPeriod)
-		pc := controller.NewProvisionController(ctx, kube, p.Name(), p,
-			controller.ClaimsInformer(factory.Core().V1().PersistentVolumeClaims().Informer()),
-			controller.VolumesInformer(factory.Core().V1().PersistentVolumes().Informer()),
-			controller.ClassesInformer(factory.Storage().V1().StorageClasses().Informer()),
-			controller.LeaderElection(false), // Run elects one leader for both controllers
-			controller.Threadiness(o.Workers),
-			controller.RateLimiter(limiter),
-			controller.FailedProvisionThreshold(0), // never forget a volume in progress
-			controller.FailedDeleteThreshold(0),
-			controller.CreateProvisionedPVRetryCount(o.CreatePVRetries),
-			controller.CreateProvisionedPVInterval(o.CreatePVInterval),
-			controller.ResyncPeriod(o.ResyncPeriod),
-			controller.MetricsInstance(libMetrics),
-		)
-		exp, err := NewExpander(p, factory)
-		if err != nil {
-			logger.Error(err, "Expansion disabled")
-		}
-		factory.Start(ctx.Done())
-		var cw sync.WaitGroup
-		if exp != nil {
-			cw.Add(1)
-			go func() { defer cw.Done(); exp.Run(ctx, o.ExpandWorkers) }()
-		}
-		if o.Ready != nil {
-			o.Ready()
-		}
-		pc.Run(ctx)
-		cw.Wait()
-		factory.Shutdown()
-	}
-
 	if !o.LeaderElection {
-		lead(ctx)
+		ctrls.Run(ctx)
 		return nil
 	}
 	host, _ := os.Hostname()
@@ -200,7 +224,7 @@ func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
 				logger.Info("Leading", "identity", id)
-				lead(ctx)
+				ctrls.Run(ctx)
 			},
 			OnStoppedLeading: func() {
 				if ctx.Err() == nil {
