@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -18,7 +17,7 @@ func TestDemo(t *testing.T) {
 	t.Chdir("../..") // the demo runs from the repository root, as make demo does
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	var out bytes.Buffer
+	var out syncBuffer
 	code := run(ctx, &out, false)
 	testenv.StopAll()
 	t.Log(out.String())
