@@ -68,6 +68,7 @@ func Main(m *testing.M, opts Options) int {
 	go func() {
 		<-sigs
 		stopAll()
+		removeAllOwnedDirs()
 		os.Exit(130)
 	}()
 	defer stopAll()
@@ -128,7 +129,7 @@ func failOrSkip(t testing.TB, err error) {
 func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	e := &Env{Dir: opts.Dir, keepDir: opts.Dir != ""}
 	if e.Dir == "" {
-		if e.Dir, err = os.MkdirTemp("", "glusterkube-env-"); err != nil {
+		if e.Dir, err = ownedTempDir("glusterkube-env-"); err != nil {
 			return nil, err
 		}
 	} else if err := os.MkdirAll(e.Dir, 0o755); err != nil {
@@ -200,6 +201,6 @@ func (e *Env) Stop() {
 		_ = e.Heketi.Close()
 	}
 	if !e.keepDir {
-		_ = os.RemoveAll(e.Dir)
+		_ = removeOwnedDir(e.Dir)
 	}
 }

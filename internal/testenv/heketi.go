@@ -34,12 +34,13 @@ type Heketi struct {
 
 // StartHeketi starts a heketi server in a new temp dir.
 func StartHeketi(ctx context.Context, opts HeketiOptions) (*Heketi, error) {
-	dir, err := os.MkdirTemp("", "glusterkube-heketi-")
+	dir, err := ownedTempDir("glusterkube-heketi-")
 	if err != nil {
 		return nil, err
 	}
 	port, err := freePort()
 	if err != nil {
+		_ = removeOwnedDir(dir)
 		return nil, err
 	}
 	h := &Heketi{Dir: dir, opts: opts, port: port, URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
@@ -63,10 +64,11 @@ func StartHeketi(ctx context.Context, opts HeketiOptions) (*Heketi, error) {
 	}
 	b, _ := json.MarshalIndent(cfg, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "heketi.json"), b, 0o600); err != nil {
+		_ = removeOwnedDir(dir)
 		return nil, err
 	}
 	if err := h.Restart(ctx); err != nil {
-		_ = os.RemoveAll(dir)
+		_ = removeOwnedDir(dir)
 		return nil, err
 	}
 	return h, nil
@@ -122,7 +124,7 @@ func (h *Heketi) Stop() error {
 // Close stops the server and removes its dir.
 func (h *Heketi) Close() error {
 	_ = h.Stop()
-	return os.RemoveAll(h.Dir)
+	return removeOwnedDir(h.Dir)
 }
 
 // Log returns the last lines of the server's log.
