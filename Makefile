@@ -1,7 +1,7 @@
 # glusterkube — see README.md.
 GO        ?= go
 export GOFLAGS := -buildvcs=false
-TEST_FLAGS ?= -timeout 30m
+TEST_FLAGS ?= -count=1 -timeout 30m
 BENCH_PKGS ?= ./topology/ ./provisioner/
 
 VERSION   ?= v0.1.0-dev
