@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,17 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/controller"
+	"github.com/glusterkube/glusterkube/internal/election"
+	"github.com/glusterkube/glusterkube/internal/httpserve"
 	"github.com/glusterkube/glusterkube/provisioner"
 )
 
@@ -58,15 +56,13 @@ type Config struct {
 
 	// Address serves /healthz, /readyz and /metrics (off when empty).
 	Address string
-	// Listener, when set, is used instead of listening on Address.
-	Listener net.Listener
 	// Collectors are registered beside the controllers' metrics.
 	Collectors []prometheus.Collector
 }
 
 // ErrLostLeadership is returned when another replica took over; the
 // process should exit so it restarts as a candidate.
-var ErrLostLeadership = errors.New("lost leader election")
+var ErrLostLeadership = election.ErrLost
 
 // storageMetrics describe the storage controller's reconciles, for alerts
 // on a topology that stopped reaching heketi.
@@ -160,8 +156,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// scheme (see provisioner.NewControllers).
 	var prov *provisioner.Controllers
 	if cfg.Provisioner != nil {
-		o := cfg.ProvisionerOptions
-		o.LeaderElection = false // one election for the whole daemon
+		o := cfg.ProvisionerOptions // its election and metrics fields are Run's: unused here
 		ready := o.Ready
 		o.Ready = func() {
 			st.provReady.Store(true)
@@ -189,101 +184,27 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	health := leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ln := cfg.Listener
-	if ln == nil && cfg.Address != "" {
-		var err error
-		if ln, err = net.Listen("tcp", cfg.Address); err != nil {
+	if cfg.Address != "" {
+		stop, err := httpserve.Start(logger, cfg.Address, mux(reg, st, &cfg, health))
+		if err != nil {
 			return fmt.Errorf("health and metrics address %s: %w", cfg.Address, err)
 		}
-	}
-	if ln != nil {
-		srv := &http.Server{Handler: mux(reg, st, &cfg, health), ReadHeaderTimeout: 10 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			logger.Info("Serving /healthz, /readyz and /metrics", "address", ln.Addr().String())
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error(err, "Health and metrics server failed")
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+		defer stop()
 	}
 
 	if !cfg.LeaderElection {
 		st.leading.Store(true)
 		return runControllers(ctx, &cfg, prov, recorder, reg, st)
 	}
-
-	// The elector calls OnStartedLeading in a goroutine of its own: wait
-	// for it, and stop the election when the controllers fail to start.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		leadErr  error
-		started  atomic.Bool
-		leadDone = make(chan struct{})
-	)
-	lead := func(ctx context.Context) {
-		defer close(leadDone)
-		started.Store(true)
+	return election.Run(ctx, election.Config{
+		Kube: cfg.Kube, Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName,
+		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
+		Recorder: recorder, Health: health,
+	}, func(ctx context.Context) error {
 		st.leading.Store(true)
-		if leadErr = runControllers(ctx, &cfg, prov, recorder, reg, st); leadErr != nil {
-			cancel()
-		}
-	}
-
-	host, _ := os.Hostname()
-	id := host + "_" + string(uuid.NewUUID())
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, cfg.LeaseNamespace, cfg.LeaseName,
-		cfg.Kube.CoreV1(), cfg.Kube.CoordinationV1(),
-		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder})
-	if err != nil {
-		return fmt.Errorf("leader election lock: %w", err)
-	}
-	lost := false
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   cfg.LeaseDuration,
-		RenewDeadline:   cfg.RenewDeadline,
-		RetryPeriod:     cfg.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            cfg.LeaseName,
-		WatchDog:        health,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				logger.Info("Leading", "lease", klog.KRef(cfg.LeaseNamespace, cfg.LeaseName), "identity", id)
-				lead(ctx)
-			},
-			OnStoppedLeading: func() {
-				st.leading.Store(false)
-				if ctx.Err() == nil {
-					lost = true
-				}
-			},
-		},
+		defer st.leading.Store(false)
+		return runControllers(ctx, &cfg, prov, recorder, reg, st)
 	})
-	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
-	}
-	health.SetLeaderElection(le)
-	logger.Info("Waiting to lead", "lease", klog.KRef(cfg.LeaseNamespace, cfg.LeaseName), "identity", id)
-	le.Run(ctx)
-	if started.Load() {
-		<-leadDone
-	}
-	if leadErr != nil {
-		return leadErr
-	}
-	if lost {
-		return ErrLostLeadership
-	}
-	return nil
 }
 
 // runControllers runs the enabled controllers until ctx ends or one of

@@ -69,24 +69,7 @@ type replica struct {
 	addr string
 	cmd  *exec.Cmd
 	done chan error
-	out  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out  *testenv.Buffer
 }
 
 func freeAddr(t *testing.T) string {
@@ -101,7 +84,7 @@ func freeAddr(t *testing.T) string {
 
 func startReplica(t *testing.T, args ...string) *replica {
 	t.Helper()
-	r := &replica{addr: freeAddr(t), done: make(chan error, 1), out: &syncBuffer{}}
+	r := &replica{addr: freeAddr(t), done: make(chan error, 1), out: &testenv.Buffer{}}
 	args = append([]string{"run", "--address", r.addr, "-v", "2"}, args...)
 	r.cmd = exec.Command(glusterkubeBinary(t), args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out

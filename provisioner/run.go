@@ -2,11 +2,8 @@ package provisioner
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,17 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller/metrics"
+
+	"github.com/glusterkube/glusterkube/internal/election"
+	"github.com/glusterkube/glusterkube/internal/httpserve"
 )
 
 // RunOptions configures Run. Zero values mean the defaults below.
@@ -76,7 +73,7 @@ const (
 )
 
 // ErrLostLeadership is returned by Run when another replica took over.
-var ErrLostLeadership = errors.New("lost leader election")
+var ErrLostLeadership = election.ErrLost
 
 // Controllers are the provision controller and the expander on one set of
 // informers.
@@ -178,70 +175,26 @@ func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 	reg.MustRegister(ctrls.Collectors()...)
 	reg.MustRegister(o.Collectors...)
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	if o.MetricsAddress != "" {
-		ln, err := net.Listen("tcp", o.MetricsAddress)
+		stop, err := httpserve.Start(logger, o.MetricsAddress, metricsMux(reg))
 		if err != nil {
 			return fmt.Errorf("metrics address %s: %w", o.MetricsAddress, err)
 		}
-		srv := &http.Server{Handler: metricsMux(reg), ReadHeaderTimeout: 10 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			logger.Info("Serving metrics", "address", ln.Addr().String())
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error(err, "Metrics server failed")
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+		defer stop()
 	}
 
 	if !o.LeaderElection {
 		ctrls.Run(ctx)
 		return nil
 	}
-	host, _ := os.Hostname()
-	id := host + "_" + string(uuid.NewUUID())
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, o.LeaderElectionNamespace,
-		strings.ReplaceAll(p.Name(), "/", "-"), kube.CoreV1(), kube.CoordinationV1(),
-		resourcelock.ResourceLockConfig{Identity: id, EventRecorder: p.cfg.Recorder})
-	if err != nil {
-		return fmt.Errorf("leader election lock: %w", err)
-	}
-	lost := false
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   o.LeaseDuration,
-		RenewDeadline:   o.RenewDeadline,
-		RetryPeriod:     o.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            p.Name(),
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				logger.Info("Leading", "identity", id)
-				ctrls.Run(ctx)
-			},
-			OnStoppedLeading: func() {
-				if ctx.Err() == nil {
-					lost = true
-				}
-			},
-		},
+	return election.Run(ctx, election.Config{
+		Kube: kube, Namespace: o.LeaderElectionNamespace, Name: strings.ReplaceAll(p.Name(), "/", "-"),
+		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
+		Recorder: p.cfg.Recorder,
+	}, func(ctx context.Context) error {
+		ctrls.Run(ctx)
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
-	}
-	logger.Info("Waiting to lead", "lease", lock.Describe(), "identity", id)
-	le.Run(ctx)
-	if lost {
-		return ErrLostLeadership
-	}
-	return nil
 }
 
 func metricsMux(reg *prometheus.Registry) *http.ServeMux {

@@ -17,7 +17,7 @@ func TestDemo(t *testing.T) {
 	t.Chdir("../..") // the demo runs from the repository root, as make demo does
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	var out syncBuffer
+	var out testenv.Buffer
 	code := run(ctx, &out, false)
 	testenv.StopAll()
 	t.Log(out.String())

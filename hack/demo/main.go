@@ -4,7 +4,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -97,7 +95,7 @@ func run(ctx context.Context, out io.Writer, keep bool) int {
 	d.title("Start the provisioner (in the background, as `glusterkube run` or a Deployment would)")
 	provCtx, stopProv := context.WithCancel(ctx)
 	provDone := make(chan error, 1)
-	var provLog syncBuffer
+	var provLog testenv.Buffer
 	go func() {
 		provDone <- app.Run(provCtx, []string{"provisioner", "--leader-election=false"}, app.Streams{In: strings.NewReader(""), Out: &provLog, Err: &provLog})
 	}()
@@ -168,7 +166,7 @@ func (d *demo) say(format string, a ...any) {
 // the command line, and prints its output indented.
 func (d *demo) glusterkube(ctx context.Context, args ...string) {
 	fmt.Fprintf(d.out, "    $ glusterkube %s\n", strings.Join(args, " "))
-	var buf syncBuffer // the background provisioner logs through klog meanwhile
+	var buf testenv.Buffer // the background provisioner logs through klog meanwhile
 	err := app.Run(ctx, args, app.Streams{In: strings.NewReader(""), Out: &buf, Err: &buf})
 	for _, line := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
 		if line != "" {
@@ -407,23 +405,4 @@ func children() []string {
 		}
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of klog, the
-// API warning handler and a command's own output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -46,6 +46,19 @@ func (g *Globals) AddHeketiFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&g.HeketiTimeout, "heketi-timeout", heketi.DefaultTimeout, "deadline for each heketi call, including waiting for its operation")
 }
 
+// addHeketiInflight adds --heketi-inflight, for the long-running commands
+// that share one client across many workers.
+func (g *Globals) addHeketiInflight(fs *pflag.FlagSet) {
+	fs.IntVar(&g.HeketiInflight, "heketi-inflight", heketi.DefaultMaxInflight, "heketi calls in flight at once (heketi's max_inflight_operations)")
+}
+
+func (g *Globals) validateHeketiInflight() error {
+	if g.HeketiInflight < 1 {
+		return Usagef("--heketi-inflight must be at least 1")
+	}
+	return nil
+}
+
 // HeketiConfig resolves the heketi flags and environment into a Config.
 func (g *Globals) HeketiConfig() (heketi.Config, error) {
 	cfg := heketi.Config{URL: g.HeketiURL, User: g.HeketiUser, Key: g.HeketiKey, Timeout: g.HeketiTimeout, MaxInflight: g.HeketiInflight}

@@ -15,21 +15,111 @@ import (
 	"github.com/glusterkube/glusterkube/provisioner"
 )
 
+// The flag groups `provisioner` and `run` share.
+
+// provisionerTuning are the provision controller's knobs.
+type provisionerTuning struct {
+	workers          int
+	retryStart       time.Duration
+	retryMax         time.Duration
+	createPVRetries  int
+	createPVInterval time.Duration
+}
+
+func (t *provisionerTuning) add(fs *pflag.FlagSet) {
+	fs.IntVar(&t.workers, "worker-threads", 0, "provisioner claim and volume workers each (default twice --heketi-inflight)")
+	fs.DurationVar(&t.retryStart, "retry-interval-start", provisioner.DefaultRetryIntervalStart, "first retry delay of a failed provision or delete (doubles each time)")
+	fs.DurationVar(&t.retryMax, "retry-interval-max", provisioner.DefaultRetryIntervalMax, "longest retry delay")
+	fs.IntVar(&t.createPVRetries, "create-pv-retries", provisioner.DefaultCreatePVRetries, "tries to save a PV before its new heketi volume is deleted again")
+	fs.DurationVar(&t.createPVInterval, "create-pv-retry-interval", provisioner.DefaultCreatePVInterval, "delay between tries to save a PV")
+}
+
+func (t *provisionerTuning) validate() error {
+	if t.retryStart <= 0 || t.retryMax < t.retryStart {
+		return Usagef("--retry-interval-start must be positive and at most --retry-interval-max")
+	}
+	return nil
+}
+
+func (t *provisionerTuning) runOptions() provisioner.RunOptions {
+	return provisioner.RunOptions{
+		Workers:            t.workers,
+		RetryIntervalStart: t.retryStart,
+		RetryIntervalMax:   t.retryMax,
+		CreatePVRetries:    t.createPVRetries,
+		CreatePVInterval:   t.createPVInterval,
+	}
+}
+
+// leaderFlags configure leader election.
+type leaderFlags struct {
+	enabled       bool
+	namespace     string
+	leaseDuration time.Duration
+	renewDeadline time.Duration
+	retryPeriod   time.Duration
+}
+
+func (l *leaderFlags) add(fs *pflag.FlagSet) {
+	fs.BoolVar(&l.enabled, "leader-election", true, "elect one active replica through a Lease")
+	fs.StringVar(&l.namespace, "leader-election-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else default)")
+	fs.DurationVar(&l.leaseDuration, "leader-election-lease-duration", provisioner.DefaultLeaseDuration, "how long a lost leader's Lease blocks the others")
+	fs.DurationVar(&l.renewDeadline, "leader-election-renew-deadline", provisioner.DefaultRenewDeadline, "how long the leader retries renewing before giving up")
+	fs.DurationVar(&l.retryPeriod, "leader-election-retry-period", provisioner.DefaultRetryPeriod, "how often candidates try to take the Lease")
+}
+
+func (l *leaderFlags) validate() error {
+	if l.enabled && l.renewDeadline >= l.leaseDuration {
+		return Usagef("--leader-election-renew-deadline must be shorter than --leader-election-lease-duration")
+	}
+	return nil
+}
+
+// leaseNamespace is --leader-election-namespace, else the pod's namespace.
+func (l *leaderFlags) leaseNamespace() string {
+	if l.namespace != "" {
+		return l.namespace
+	}
+	return os.Getenv("POD_NAMESPACE")
+}
+
+// controllerClient configures the API client of the long-running commands.
+type controllerClient struct {
+	qps   float32
+	burst int
+}
+
+func (c *controllerClient) add(fs *pflag.FlagSet) {
+	fs.Float32Var(&c.qps, "kube-api-qps", 50, "queries per second to the API server")
+	fs.IntVar(&c.burst, "kube-api-burst", 100, "burst of queries to the API server")
+}
+
+func (c *controllerClient) build(g *Globals) (kubernetes.Interface, error) {
+	cfg, err := g.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = c.qps, c.burst
+	// Protobuf costs the API server far less CPU than JSON for the claims,
+	// volumes and Endpoints these commands write and watch.
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	// The glusterfs volume source needs v1 Endpoints, which the API server
+	// flags as deprecated on every write: say it once.
+	cfg.WarningHandler = rest.NewWarningWriter(g.Err, rest.WarningWriterOptions{Deduplicate: true})
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build kubernetes client: %w", err)
+	}
+	return kube, nil
+}
+
 type provisionerFlags struct {
-	name                 string
-	workers              int
-	leaderElection       bool
-	leaderElectionNS     string
-	leaseDuration        time.Duration
-	renewDeadline        time.Duration
-	retryPeriod          time.Duration
-	retryIntervalStart   time.Duration
-	retryIntervalMax     time.Duration
-	metricsAddress       string
-	kubeAPIQPS           float32
-	kubeAPIBurst         int
-	createPVRetries      int
-	createPVRetryBackoff time.Duration
+	name           string
+	tuning         provisionerTuning
+	leader         leaderFlags
+	client         controllerClient
+	metricsAddress string
 }
 
 func provisionerCommand() *Command {
@@ -41,21 +131,12 @@ func provisionerCommand() *Command {
 		Flags: func(fs *pflag.FlagSet, g *Globals) {
 			g.AddKubeFlags(fs)
 			g.AddHeketiFlags(fs)
-			fs.IntVar(&g.HeketiInflight, "heketi-inflight", heketi.DefaultMaxInflight, "heketi calls in flight at once (heketi's max_inflight_operations)")
+			g.addHeketiInflight(fs)
 			fs.StringVar(&f.name, "name", provisioner.DefaultName, "provisioner name, as StorageClasses name it in provisioner:")
-			fs.IntVar(&f.workers, "worker-threads", 0, "claim and volume workers each (default twice --heketi-inflight)")
-			fs.BoolVar(&f.leaderElection, "leader-election", true, "elect one active replica through a Lease")
-			fs.StringVar(&f.leaderElectionNS, "leader-election-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else default)")
-			fs.DurationVar(&f.leaseDuration, "leader-election-lease-duration", provisioner.DefaultLeaseDuration, "how long a lost leader's Lease blocks the others")
-			fs.DurationVar(&f.renewDeadline, "leader-election-renew-deadline", provisioner.DefaultRenewDeadline, "how long the leader retries renewing before giving up")
-			fs.DurationVar(&f.retryPeriod, "leader-election-retry-period", provisioner.DefaultRetryPeriod, "how often candidates try to take the Lease")
-			fs.DurationVar(&f.retryIntervalStart, "retry-interval-start", provisioner.DefaultRetryIntervalStart, "first retry delay of a failed provision or delete (doubles each time)")
-			fs.DurationVar(&f.retryIntervalMax, "retry-interval-max", provisioner.DefaultRetryIntervalMax, "longest retry delay")
-			fs.IntVar(&f.createPVRetries, "create-pv-retries", provisioner.DefaultCreatePVRetries, "tries to save a PV before its new heketi volume is deleted again")
-			fs.DurationVar(&f.createPVRetryBackoff, "create-pv-retry-interval", provisioner.DefaultCreatePVInterval, "delay between tries to save a PV")
+			f.tuning.add(fs)
+			f.leader.add(fs)
 			fs.StringVar(&f.metricsAddress, "metrics-address", "", "serve Prometheus /metrics and /healthz on this address, e.g. :8080 (off when empty)")
-			fs.Float32Var(&f.kubeAPIQPS, "kube-api-qps", 50, "queries per second to the API server")
-			fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", 100, "burst of queries to the API server")
+			f.client.add(fs)
 		},
 		Run: func(ctx context.Context, g *Globals, args []string) error {
 			if err := NoArgs(args); err != nil {
@@ -67,14 +148,10 @@ func provisionerCommand() *Command {
 }
 
 func runProvisioner(ctx context.Context, g *Globals, f *provisionerFlags) error {
-	if f.retryIntervalStart <= 0 || f.retryIntervalMax < f.retryIntervalStart {
-		return Usagef("--retry-interval-start must be positive and at most --retry-interval-max")
-	}
-	if f.renewDeadline >= f.leaseDuration {
-		return Usagef("--leader-election-renew-deadline must be shorter than --leader-election-lease-duration")
-	}
-	if g.HeketiInflight < 1 {
-		return Usagef("--heketi-inflight must be at least 1")
+	for _, err := range []error{f.tuning.validate(), f.leader.validate(), g.validateHeketiInflight()} {
+		if err != nil {
+			return err
+		}
 	}
 	// The provisioner runs without --heketi-url when every StorageClass
 	// names its server (resturl).
@@ -88,44 +165,21 @@ func runProvisioner(ctx context.Context, g *Globals, f *provisionerFlags) error 
 	m := heketi.NewMetrics("glusterkube")
 	hcfg.Observe = m.Observe
 
-	cfg, err := g.RESTConfig()
+	kube, err := f.client.build(g)
 	if err != nil {
 		return err
-	}
-	cfg.QPS, cfg.Burst = f.kubeAPIQPS, f.kubeAPIBurst
-	// Protobuf costs the API server far less CPU than JSON for the claims,
-	// volumes and Endpoints this command writes and watches.
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	// The glusterfs volume source needs v1 Endpoints, which the API server
-	// flags as deprecated on every write: say it once.
-	cfg.WarningHandler = rest.NewWarningWriter(g.Err, rest.WarningWriterOptions{Deduplicate: true})
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("build kubernetes client: %w", err)
 	}
 	p, err := provisioner.New(provisioner.Config{Name: f.name, Kube: kube, Heketi: hcfg})
 	if err != nil {
 		return err
 	}
-	ns := f.leaderElectionNS
-	if ns == "" {
-		ns = os.Getenv("POD_NAMESPACE")
-	}
+	o := f.tuning.runOptions()
+	o.LeaderElection = f.leader.enabled
+	o.LeaderElectionNamespace = f.leader.leaseNamespace()
+	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = f.leader.leaseDuration, f.leader.renewDeadline, f.leader.retryPeriod
+	o.MetricsAddress = f.metricsAddress
+	o.Collectors = m.Collectors()
 	logger := klog.Background()
-	logger.Info("Starting provisioner", "name", f.name, "heketi", hcfg.URL, "heketiUser", hcfg.User, "leaderElection", f.leaderElection)
-	return provisioner.Run(klog.NewContext(ctx, logger), p, provisioner.RunOptions{
-		Workers:                 f.workers,
-		LeaderElection:          f.leaderElection,
-		LeaderElectionNamespace: ns,
-		LeaseDuration:           f.leaseDuration,
-		RenewDeadline:           f.renewDeadline,
-		RetryPeriod:             f.retryPeriod,
-		RetryIntervalStart:      f.retryIntervalStart,
-		RetryIntervalMax:        f.retryIntervalMax,
-		CreatePVRetries:         f.createPVRetries,
-		CreatePVInterval:        f.createPVRetryBackoff,
-		MetricsAddress:          f.metricsAddress,
-		Collectors:              m.Collectors(),
-	})
+	logger.Info("Starting provisioner", "name", f.name, "heketi", hcfg.URL, "heketiUser", hcfg.User, "leaderElection", f.leader.enabled)
+	return provisioner.Run(klog.NewContext(ctx, logger), p, o)
 }

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/controller"
@@ -30,23 +27,14 @@ type runFlags struct {
 	loadParallel      int
 	resync            time.Duration
 
-	provisioner      bool
-	provisionerName  string
-	workers          int
-	retryStart       time.Duration
-	retryMax         time.Duration
-	createPVRetries  int
-	createPVInterval time.Duration
+	provisioner     bool
+	provisionerName string
+	tuning          provisionerTuning
 
-	leaderElection bool
-	leaseNamespace string
-	leaseName      string
-	leaseDuration  time.Duration
-	renewDeadline  time.Duration
-	retryPeriod    time.Duration
-	address        string
-	kubeAPIQPS     float32
-	kubeAPIBurst   int
+	leader    leaderFlags
+	leaseName string
+	address   string
+	client    controllerClient
 }
 
 func runCommand() *Command {
@@ -58,7 +46,7 @@ func runCommand() *Command {
 		Flags: func(fs *pflag.FlagSet, g *Globals) {
 			g.AddKubeFlags(fs)
 			g.AddHeketiFlags(fs)
-			fs.IntVar(&g.HeketiInflight, "heketi-inflight", heketi.DefaultMaxInflight, "heketi calls in flight at once (heketi's max_inflight_operations)")
+			g.addHeketiInflight(fs)
 			fs.StringVar(&f.topologyConfigMap, "topology-configmap", "glusterfs/glusterkube-topology", "NAMESPACE/NAME of the ConfigMap holding the topology (key topology.json or topology.yaml); empty disables the storage controller")
 			fs.IntVar(&f.loadParallel, "parallel", topology.DefaultParallel, "heketi node and device adds in flight when loading the topology")
 			fs.DurationVar(&f.resync, "resync", daemon.DefaultResync, "re-check heketi's topology this often even when nothing changed")
@@ -68,20 +56,11 @@ func runCommand() *Command {
 			f.ds.add(fs, daemonsetDefaults())
 			fs.BoolVar(&f.provisioner, "provisioner", true, "run the dynamic provisioner")
 			fs.StringVar(&f.provisionerName, "provisioner-name", provisioner.DefaultName, "provisioner name, as StorageClasses name it in provisioner:")
-			fs.IntVar(&f.workers, "worker-threads", 0, "provisioner claim and volume workers each (default twice --heketi-inflight)")
-			fs.DurationVar(&f.retryStart, "retry-interval-start", provisioner.DefaultRetryIntervalStart, "first retry delay of a failed provision or delete (doubles each time)")
-			fs.DurationVar(&f.retryMax, "retry-interval-max", provisioner.DefaultRetryIntervalMax, "longest retry delay")
-			fs.IntVar(&f.createPVRetries, "create-pv-retries", provisioner.DefaultCreatePVRetries, "tries to save a PV before its new heketi volume is deleted again")
-			fs.DurationVar(&f.createPVInterval, "create-pv-retry-interval", provisioner.DefaultCreatePVInterval, "delay between tries to save a PV")
-			fs.BoolVar(&f.leaderElection, "leader-election", true, "elect one active replica through a Lease")
-			fs.StringVar(&f.leaseNamespace, "leader-election-namespace", "", "namespace of the Lease (default $POD_NAMESPACE, else default)")
+			f.tuning.add(fs)
+			f.leader.add(fs)
 			fs.StringVar(&f.leaseName, "leader-election-name", daemon.DefaultLeaseName, "name of the Lease")
-			fs.DurationVar(&f.leaseDuration, "leader-election-lease-duration", provisioner.DefaultLeaseDuration, "how long a lost leader's Lease blocks the others")
-			fs.DurationVar(&f.renewDeadline, "leader-election-renew-deadline", provisioner.DefaultRenewDeadline, "how long the leader retries renewing before giving up")
-			fs.DurationVar(&f.retryPeriod, "leader-election-retry-period", provisioner.DefaultRetryPeriod, "how often candidates try to take the Lease")
 			fs.StringVar(&f.address, "address", ":8080", "serve /healthz, /readyz and /metrics here; empty disables")
-			fs.Float32Var(&f.kubeAPIQPS, "kube-api-qps", 50, "queries per second to the API server")
-			fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", 100, "burst of queries to the API server")
+			f.client.add(fs)
 		},
 		Run: func(ctx context.Context, g *Globals, args []string) error {
 			if err := NoArgs(args); err != nil {
@@ -96,14 +75,10 @@ func runDaemon(ctx context.Context, g *Globals, f *runFlags) error {
 	if f.topologyConfigMap == "" && !f.provisioner {
 		return Usagef("nothing to run: --topology-configmap is empty and --provisioner=false")
 	}
-	if f.retryStart <= 0 || f.retryMax < f.retryStart {
-		return Usagef("--retry-interval-start must be positive and at most --retry-interval-max")
-	}
-	if f.leaderElection && f.renewDeadline >= f.leaseDuration {
-		return Usagef("--leader-election-renew-deadline must be shorter than --leader-election-lease-duration")
-	}
-	if g.HeketiInflight < 1 {
-		return Usagef("--heketi-inflight must be at least 1")
+	for _, err := range []error{f.tuning.validate(), f.leader.validate(), g.validateHeketiInflight()} {
+		if err != nil {
+			return err
+		}
 	}
 	if f.resync <= 0 {
 		return Usagef("--resync must be positive")
@@ -119,33 +94,22 @@ func runDaemon(ctx context.Context, g *Globals, f *runFlags) error {
 	m := heketi.NewMetrics("glusterkube")
 	hcfg.Observe = m.Observe
 
-	cfg, err := g.RESTConfig()
+	kube, err := f.client.build(g)
 	if err != nil {
 		return err
-	}
-	cfg.QPS, cfg.Burst = f.kubeAPIQPS, f.kubeAPIBurst
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	cfg.WarningHandler = rest.NewWarningWriter(g.Err, rest.WarningWriterOptions{Deduplicate: true})
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("build kubernetes client: %w", err)
 	}
 
 	dc := daemon.Config{
 		Kube:           kube,
 		Resync:         f.resync,
-		LeaderElection: f.leaderElection,
-		LeaseNamespace: f.leaseNamespace,
+		LeaderElection: f.leader.enabled,
+		LeaseNamespace: f.leader.leaseNamespace(),
 		LeaseName:      f.leaseName,
-		LeaseDuration:  f.leaseDuration,
-		RenewDeadline:  f.renewDeadline,
-		RetryPeriod:    f.retryPeriod,
+		LeaseDuration:  f.leader.leaseDuration,
+		RenewDeadline:  f.leader.renewDeadline,
+		RetryPeriod:    f.leader.retryPeriod,
 		Address:        f.address,
 		Collectors:     m.Collectors(),
-	}
-	if dc.LeaseNamespace == "" {
-		dc.LeaseNamespace = os.Getenv("POD_NAMESPACE")
 	}
 
 	if f.topologyConfigMap != "" {
@@ -187,18 +151,12 @@ func runDaemon(ctx context.Context, g *Globals, f *runFlags) error {
 			return err
 		}
 		dc.Provisioner = p
-		dc.ProvisionerOptions = provisioner.RunOptions{
-			Workers:            f.workers,
-			RetryIntervalStart: f.retryStart,
-			RetryIntervalMax:   f.retryMax,
-			CreatePVRetries:    f.createPVRetries,
-			CreatePVInterval:   f.createPVInterval,
-		}
+		dc.ProvisionerOptions = f.tuning.runOptions()
 	}
 
 	logger := klog.Background()
 	logger.Info("Starting glusterkube", "version", Version, "heketi", hcfg.URL, "heketiUser", hcfg.User,
-		"topologyConfigMap", f.topologyConfigMap, "provisioner", f.provisioner, "leaderElection", f.leaderElection)
+		"topologyConfigMap", f.topologyConfigMap, "provisioner", f.provisioner, "leaderElection", f.leader.enabled)
 	err = daemon.Run(klog.NewContext(ctx, logger), dc)
 	if errors.Is(err, daemon.ErrLostLeadership) {
 		return fmt.Errorf("%w: exiting so this replica restarts as a candidate", err)
