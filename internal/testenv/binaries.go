@@ -186,15 +186,29 @@ func goBuild(ctx context.Context, modDir string, env []string, args ...string) e
 	return nil
 }
 
-func goListDir(ctx context.Context, modDir, module string) (string, error) {
+// moduleDir returns the folder of a module in the module cache, downloading
+// it first: on an empty cache `go list -m` prints an empty Dir, and a build
+// step that read files from "" would read the current folder instead.
+func moduleDir(ctx context.Context, modDir, module string) (string, error) {
+	env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	dl := exec.CommandContext(ctx, "go", "mod", "download", module)
+	dl.Dir = modDir
+	dl.Env = env
+	if out, err := dl.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go mod download %s: %w\n%s", module, err, out)
+	}
 	cmd := exec.CommandContext(ctx, "go", "list", "-mod=mod", "-m", "-f", "{{.Dir}}", module)
 	cmd.Dir = modDir
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Env = env
 	out, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("go list -m %s: %w", module, err)
 	}
-	return strings.TrimSpace(string(out)), nil
+	dir := strings.TrimSpace(string(out))
+	if dir == "" || !filepath.IsAbs(dir) {
+		return "", fmt.Errorf("module %s has no folder in the module cache after download (go list -m printed %q)", module, dir)
+	}
+	return dir, nil
 }
 
 // godbcSource is where Debian's golang-github-lpabon-godbc-dev puts godbc,
@@ -236,7 +250,7 @@ func buildHeketi(ctx context.Context, modDir, outDir string) error {
 	// the address. Test servers must listen on 127.0.0.1 only, so the build
 	// compiles a copy of heketi's main.go whose listener takes its host from
 	// $HEKETI_BIND_ADDRESS. Nothing else of heketi changes.
-	src, err := goListDir(ctx, modDir, "github.com/heketi/heketi")
+	src, err := moduleDir(ctx, modDir, "github.com/heketi/heketi")
 	if err != nil {
 		return err
 	}
@@ -276,7 +290,7 @@ func buildKwok(ctx context.Context, modDir, outDir string) error {
 	}
 	// The stage files shipped in kwok's module: nodes become Ready and keep
 	// heartbeating; pods run and become Ready.
-	src, err := goListDir(ctx, modDir, "sigs.k8s.io/kwok")
+	src, err := moduleDir(ctx, modDir, "sigs.k8s.io/kwok")
 	if err != nil {
 		return err
 	}
