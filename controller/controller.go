@@ -68,10 +68,11 @@ const queueKey = "topology"
 
 // Controller reconciles one topology ConfigMap.
 type Controller struct {
-	cfg      Config
-	queue    workqueue.TypedRateLimitingInterface[string]
-	cmLister corelisters.ConfigMapLister
-	synced   []cache.InformerSynced
+	cfg        Config
+	queue      workqueue.TypedRateLimitingInterface[string]
+	cmLister   corelisters.ConfigMapLister
+	nodeLister corelisters.NodeLister
+	synced     []cache.InformerSynced
 	// last holds the outcome of the last reconcile, for /readyz and tests.
 	last chan error
 }
@@ -107,6 +108,7 @@ func New(cfg Config, cmFactory, nodeFactory informers.SharedInformerFactory) (*C
 	}); err != nil {
 		return nil, err
 	}
+	c.nodeLister = nodeFactory.Core().V1().Nodes().Lister()
 	nodeInf := nodeFactory.Core().V1().Nodes().Informer()
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { c.queue.Add(queueKey) },
@@ -187,10 +189,6 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	return true
 }
 
-// errInvalid marks a failure that retrying cannot fix (the user must edit
-// the ConfigMap, which triggers a new reconcile).
-var errInvalid = errors.New("invalid topology")
-
 // Sync reconciles once: load the topology into heketi, label the nodes,
 // apply the DaemonSet.
 func (c *Controller) Sync(ctx context.Context) error {
@@ -253,7 +251,11 @@ func (c *Controller) Sync(ctx context.Context) error {
 		logger.Info("Topology loaded into heketi", "clusters", counts.ClustersToCreate, "nodes", counts.NodesToAdd, "devices", counts.DevicesToAdd)
 	}
 
-	res, err := nodes.Label(ctx, c.cfg.Kube, topo, c.cfg.Nodes)
+	// The Nodes come from the informer this controller watches anyway,
+	// not from a List per reconcile.
+	nopts := c.cfg.Nodes
+	nopts.Lister = c.nodeLister
+	res, err := nodes.Label(ctx, c.cfg.Kube, topo, nopts)
 	if err != nil {
 		c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonLabelFailed, "Labelling storage nodes: %v", err)
 		return fmt.Errorf("label nodes: %w", err)

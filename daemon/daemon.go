@@ -4,26 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/controller"
-	"github.com/glusterkube/glusterkube/internal/election"
-	"github.com/glusterkube/glusterkube/internal/httpserve"
+	"github.com/glusterkube/glusterkube/internal/service"
 	"github.com/glusterkube/glusterkube/provisioner"
 )
 
@@ -62,7 +54,7 @@ type Config struct {
 
 // ErrLostLeadership is returned when another replica took over; the
 // process should exit so it restarts as a candidate.
-var ErrLostLeadership = election.ErrLost
+var ErrLostLeadership = service.ErrLostLeadership
 
 // storageMetrics describe the storage controller's reconciles, for alerts
 // on a topology that stopped reaching heketi.
@@ -97,30 +89,20 @@ func (m *storageMetrics) observe(err error) {
 	m.lastSuccess.SetToCurrentTime()
 }
 
-// state is what /readyz reports.
-type state struct {
-	leading     atomic.Bool
-	provReady   atomic.Bool
-	storageDone atomic.Bool
-	storageErr  atomic.Pointer[string]
+// storageState is what /readyz says of the storage controller.
+type storageState struct {
+	done atomic.Bool
+	err  atomic.Pointer[string]
 }
 
-func (s *state) ready(cfg *Config) (bool, string) {
-	if cfg.LeaderElection && !s.leading.Load() {
-		return true, "standby: waiting for the leader election"
+func (s *storageState) check() error {
+	if !s.done.Load() {
+		return errors.New("first reconcile not finished")
 	}
-	if cfg.Provisioner != nil && !s.provReady.Load() {
-		return false, "provisioner starting"
+	if e := s.err.Load(); e != nil {
+		return errors.New(*e)
 	}
-	if cfg.Storage != nil {
-		if !s.storageDone.Load() {
-			return false, "storage controller: first reconcile not finished"
-		}
-		if e := s.storageErr.Load(); e != nil {
-			return false, "storage controller: " + *e
-		}
-	}
-	return true, "ok"
+	return nil
 }
 
 // Run runs the configured controllers until ctx ends.
@@ -134,82 +116,55 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.LeaseName == "" {
 		cfg.LeaseName = DefaultLeaseName
 	}
-	if cfg.LeaseNamespace == "" {
-		cfg.LeaseNamespace = "default"
-	}
-	if cfg.LeaseDuration <= 0 {
-		cfg.LeaseDuration = provisioner.DefaultLeaseDuration
-	}
-	if cfg.RenewDeadline <= 0 {
-		cfg.RenewDeadline = provisioner.DefaultRenewDeadline
-	}
-	if cfg.RetryPeriod <= 0 {
-		cfg.RetryPeriod = provisioner.DefaultRetryPeriod
-	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = DefaultResync
 	}
-	logger := klog.FromContext(ctx)
-	st := &state{}
 
 	// The provision controller first, before anything else uses client-go's
 	// scheme (see provisioner.NewControllers).
 	var prov *provisioner.Controllers
 	if cfg.Provisioner != nil {
-		o := cfg.ProvisionerOptions // its election and metrics fields are Run's: unused here
-		ready := o.Ready
-		o.Ready = func() {
-			st.provReady.Store(true)
-			if ready != nil {
-				ready()
-			}
-		}
-		prov = provisioner.NewControllers(ctx, cfg.Provisioner, o)
+		prov = provisioner.NewControllers(ctx, cfg.Provisioner, cfg.ProvisionerOptions)
 	}
-
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartStructuredLogging(3)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: cfg.Kube.CoreV1().Events("")})
-	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "glusterkube"})
-	if cfg.Provisioner != nil {
-		cfg.Provisioner.UseRecorder(broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "glusterkube-provisioner"}))
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(cfg.Collectors...)
+	sc := service.Config{Kube: cfg.Kube, Address: cfg.Address, Collectors: cfg.Collectors}
 	if prov != nil {
-		reg.MustRegister(prov.Collectors()...)
+		sc.Collectors = append(sc.Collectors, prov.Collectors()...)
 	}
-	health := leaderelection.NewLeaderHealthzAdaptor(20 * time.Second)
-
-	if cfg.Address != "" {
-		stop, err := httpserve.Start(logger, cfg.Address, mux(reg, st, &cfg, health))
-		if err != nil {
-			return fmt.Errorf("health and metrics address %s: %w", cfg.Address, err)
+	if cfg.LeaderElection {
+		sc.Election = &service.Election{
+			Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName,
+			LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
 		}
-		defer stop()
 	}
-
-	if !cfg.LeaderElection {
-		st.leading.Store(true)
-		return runControllers(ctx, &cfg, prov, recorder, reg, st)
+	svc, err := service.New(sc)
+	if err != nil {
+		return err
 	}
-	return election.Run(ctx, election.Config{
-		Kube: cfg.Kube, Namespace: cfg.LeaseNamespace, Name: cfg.LeaseName,
-		LeaseDuration: cfg.LeaseDuration, RenewDeadline: cfg.RenewDeadline, RetryPeriod: cfg.RetryPeriod,
-		Recorder: recorder, Health: health,
-	}, func(ctx context.Context) error {
-		st.leading.Store(true)
-		defer st.leading.Store(false)
-		return runControllers(ctx, &cfg, prov, recorder, reg, st)
+	recorder := svc.Recorder(ctx, "glusterkube")
+	if cfg.Provisioner != nil {
+		cfg.Provisioner.UseRecorder(svc.Recorder(ctx, "glusterkube-provisioner"))
+		svc.ReadyCheck("provisioner", prov.Synced)
+	}
+	var st *storageState
+	var sm *storageMetrics
+	if cfg.Storage != nil {
+		st = &storageState{}
+		svc.ReadyCheck("storage controller", st.check)
+		sm = newStorageMetrics(svc.Registerer())
+	}
+	return svc.Run(ctx, func(ctx context.Context) error {
+		if st != nil {
+			// A new lead starts from a clean slate.
+			st.done.Store(false)
+			st.err.Store(nil)
+		}
+		return runControllers(ctx, &cfg, prov, recorder, sm, st)
 	})
 }
 
 // runControllers runs the enabled controllers until ctx ends or one of
 // them fails to start.
-func runControllers(ctx context.Context, cfg *Config, prov *provisioner.Controllers, recorder record.EventRecorder, reg *prometheus.Registry, st *state) error {
+func runControllers(ctx context.Context, cfg *Config, prov *provisioner.Controllers, recorder record.EventRecorder, sm *storageMetrics, st *storageState) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger := klog.FromContext(ctx)
@@ -226,7 +181,6 @@ func runControllers(ctx context.Context, cfg *Config, prov *provisioner.Controll
 		if err != nil {
 			return err
 		}
-		sm := newStorageMetrics(reg)
 		cmFactory.Start(ctx.Done())
 		nodeFactory.Start(ctx.Done())
 		defer cmFactory.Shutdown()
@@ -248,11 +202,11 @@ func runControllers(ctx context.Context, cfg *Config, prov *provisioner.Controll
 					sm.observe(err)
 					if err != nil {
 						msg := err.Error()
-						st.storageErr.Store(&msg)
+						st.err.Store(&msg)
 					} else {
-						st.storageErr.Store(nil)
+						st.err.Store(nil)
 					}
-					st.storageDone.Store(true)
+					st.done.Store(true)
 				}
 			}
 		}()
@@ -287,25 +241,4 @@ func runControllers(ctx context.Context, cfg *Config, prov *provisioner.Controll
 	case err := <-errs:
 		return err
 	}
-}
-
-func mux(reg *prometheus.Registry, st *state, cfg *Config, health *leaderelection.HealthzAdaptor) *http.ServeMux {
-	m := http.NewServeMux()
-	m.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	m.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := health.Check(r); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	m.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		ok, why := st.ready(cfg)
-		if !ok {
-			http.Error(w, why, http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte(why + "\n"))
-	})
-	return m
 }

@@ -12,9 +12,11 @@ import (
 	"github.com/heketi/heketi/pkg/glusterfs/api"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/topology"
@@ -53,6 +55,9 @@ type Options struct {
 	Prune bool
 	// Heketi is asked for bricks before pruning; required when Prune.
 	Heketi BrickSource
+	// Lister, when set, is where Label reads the Nodes (a controller's
+	// informer cache) instead of listing them from the API server.
+	Lister corelisters.NodeLister
 }
 
 func (o *Options) defaults() error {
@@ -83,7 +88,7 @@ func (o *Options) defaults() error {
 		}
 	}
 	if o.Prune && o.Heketi == nil {
-		return errors.New("prune needs heketi, to check that no bricks remain on a Node: pass --heketi-url or set HEKETI_CLI_SERVER")
+		return errors.New("prune needs a heketi server, to check that no bricks remain on a Node")
 	}
 	return nil
 }
@@ -164,11 +169,10 @@ func Label(ctx context.Context, client kubernetes.Interface, topo *topology.Topo
 		return nil, errors.New("no topology")
 	}
 	logger := klog.FromContext(ctx)
-	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := listNodes(ctx, client, opts.Lister)
 	if err != nil {
-		return nil, fmt.Errorf("list Nodes: %w", err)
+		return nil, err
 	}
-	nodes := list.Items
 	slices.SortFunc(nodes, func(a, b corev1.Node) int { return strings.Compare(a.Name, b.Name) })
 	byName := map[string]*corev1.Node{}
 	for i := range nodes {
@@ -266,6 +270,28 @@ func Label(ctx context.Context, client kubernetes.Interface, topo *topology.Topo
 		res.Stale = append(res.Stale, s)
 	}
 	return res, errors.Join(errs...)
+}
+
+// listNodes reads the Nodes from lister when there is one, else from the
+// API server. Objects from a lister are shared with its cache: they are
+// copied here and only read.
+func listNodes(ctx context.Context, client kubernetes.Interface, lister corelisters.NodeLister) ([]corev1.Node, error) {
+	if lister != nil {
+		cached, err := lister.List(labels.Everything())
+		if err != nil {
+			return nil, fmt.Errorf("list Nodes from the informer cache: %w", err)
+		}
+		out := make([]corev1.Node, len(cached))
+		for i, n := range cached {
+			out[i] = *n
+		}
+		return out, nil
+	}
+	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list Nodes: %w", err)
+	}
+	return list.Items, nil
 }
 
 // labelsAre reports whether n already carries want (nil = absent).

@@ -11,7 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 )
 
 type fakeHeketi struct {
@@ -124,7 +126,7 @@ func TestLabel(t *testing.T) {
 			name:    "prune without heketi is refused",
 			nodes:   []corev1.Node{kubeNode("node-1", nil)},
 			opts:    Options{Prune: true},
-			wantErr: "prune needs heketi",
+			wantErr: "prune needs a heketi server",
 		},
 		{
 			name:    "invalid label key",
@@ -219,5 +221,35 @@ func TestLabelPatchFailureReported(t *testing.T) {
 	}
 	if res == nil || res.Nodes[0].Action != Labelled || res.Nodes[1].Action != Unchanged {
 		t.Fatalf("result = %+v, want node-1 labelled and node-2 unchanged", res)
+	}
+}
+
+// With a Lister (a controller's informer cache), Label reads the Nodes
+// from it and sends the API server only the patches.
+func TestLabelReadsNodesFromLister(t *testing.T) {
+	cached := []corev1.Node{kubeNode("node-1", nil), kubeNode("node-2", nil)}
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for i := range cached {
+		if err := indexer.Add(&cached[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The API server knows the Nodes too (the patches need them), but
+	// Label must not list them there.
+	cs := fake.NewSimpleClientset(nodeObjs(cached...)...)
+	res, err := Label(context.Background(), cs, topo(topoNode("node-1", "", 1), topoNode("node-2", "", 2)), Options{Lister: corelisters.NewNodeLister(indexer)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Nodes) != 2 || res.Nodes[0].Action != Labelled || res.Nodes[1].Action != Labelled {
+		t.Errorf("nodes = %+v, want both labelled", res.Nodes)
+	}
+	for _, a := range cs.Actions() {
+		if a.GetVerb() != "patch" {
+			t.Errorf("API call %s %s; want only patches", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+	if cached[0].Labels != nil {
+		t.Errorf("the cached Node was modified: %v", cached[0].Labels)
 	}
 }

@@ -2,28 +2,22 @@ package provisioner
 
 import (
 	"context"
-	"fmt"
-	"net/http"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller/metrics"
 
-	"github.com/glusterkube/glusterkube/internal/election"
-	"github.com/glusterkube/glusterkube/internal/httpserve"
+	"github.com/glusterkube/glusterkube/internal/service"
 )
 
 // RunOptions configures Run. Zero values mean the defaults below.
@@ -62,9 +56,9 @@ type RunOptions struct {
 
 // Defaults of RunOptions.
 const (
-	DefaultLeaseDuration      = 15 * time.Second
-	DefaultRenewDeadline      = 10 * time.Second
-	DefaultRetryPeriod        = 2 * time.Second
+	DefaultLeaseDuration      = service.DefaultLeaseDuration
+	DefaultRenewDeadline      = service.DefaultRenewDeadline
+	DefaultRetryPeriod        = service.DefaultRetryPeriod
 	DefaultRetryIntervalStart = time.Second
 	DefaultRetryIntervalMax   = 5 * time.Minute
 	DefaultCreatePVRetries    = 5
@@ -73,7 +67,7 @@ const (
 )
 
 // ErrLostLeadership is returned by Run when another replica took over.
-var ErrLostLeadership = election.ErrLost
+var ErrLostLeadership = service.ErrLostLeadership
 
 // Controllers are the provision controller and the expander on one set of
 // informers.
@@ -84,6 +78,7 @@ type Controllers struct {
 	pc      *controller.ProvisionController
 	exp     *Expander
 	metrics *metrics.Metrics
+	started atomic.Pointer[struct{}]
 }
 
 // NewControllers builds the controllers without running them. Build them
@@ -136,8 +131,28 @@ func (c *Controllers) Collectors() []prometheus.Collector {
 	}
 }
 
+// Synced reports an error until the controllers' informer caches have
+// synced: before that the provisioner cannot tell which claims need a
+// volume, so it is not ready.
+func (c *Controllers) Synced() error {
+	if c.started.Load() == nil {
+		return errors.New("controllers not started")
+	}
+	for _, synced := range []cache.InformerSynced{
+		c.factory.Core().V1().PersistentVolumeClaims().Informer().HasSynced,
+		c.factory.Core().V1().PersistentVolumes().Informer().HasSynced,
+		c.factory.Storage().V1().StorageClasses().Informer().HasSynced,
+	} {
+		if !synced() {
+			return errors.New("informer caches of claims, volumes and classes not synced yet")
+		}
+	}
+	return nil
+}
+
 // Run runs the controllers until ctx ends. Call it once.
 func (c *Controllers) Run(ctx context.Context) {
+	c.started.Store(&struct{}{})
 	c.factory.Start(ctx.Done())
 	var wg sync.WaitGroup
 	if c.exp != nil {
@@ -153,55 +168,30 @@ func (c *Controllers) Run(ctx context.Context) {
 }
 
 // Run runs the provision controller and the expander until ctx ends,
-// behind leader election when asked. It records glusterkube's own Events
-// through p unless p was built with a Recorder.
+// behind leader election when asked, with /healthz, /readyz and /metrics
+// on MetricsAddress. It records glusterkube's own Events through p unless
+// p was built with a Recorder.
 func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 	o = o.withDefaults(p)
-	logger := klog.FromContext(ctx)
-	kube := p.cfg.Kube
 	// First, before anything else uses the scheme (see NewControllers).
 	ctrls := NewControllers(ctx, p, o)
-
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartStructuredLogging(3)
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	defer broadcaster.Shutdown()
-	if p.cfg.Recorder == nil {
-		p.cfg.Recorder = broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "glusterkube-provisioner"})
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(ctrls.Collectors()...)
-	reg.MustRegister(o.Collectors...)
-
-	if o.MetricsAddress != "" {
-		stop, err := httpserve.Start(logger, o.MetricsAddress, metricsMux(reg))
-		if err != nil {
-			return fmt.Errorf("metrics address %s: %w", o.MetricsAddress, err)
+	cfg := service.Config{Kube: p.cfg.Kube, Address: o.MetricsAddress, Collectors: append(ctrls.Collectors(), o.Collectors...)}
+	if o.LeaderElection {
+		cfg.Election = &service.Election{
+			Namespace: o.LeaderElectionNamespace, Name: strings.ReplaceAll(p.Name(), "/", "-"),
+			LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
 		}
-		defer stop()
 	}
-
-	if !o.LeaderElection {
-		ctrls.Run(ctx)
-		return nil
+	svc, err := service.New(cfg)
+	if err != nil {
+		return err
 	}
-	return election.Run(ctx, election.Config{
-		Kube: kube, Namespace: o.LeaderElectionNamespace, Name: strings.ReplaceAll(p.Name(), "/", "-"),
-		LeaseDuration: o.LeaseDuration, RenewDeadline: o.RenewDeadline, RetryPeriod: o.RetryPeriod,
-		Recorder: p.cfg.Recorder,
-	}, func(ctx context.Context) error {
+	p.UseRecorder(svc.Recorder(ctx, "glusterkube-provisioner"))
+	svc.ReadyCheck("provisioner", ctrls.Synced)
+	return svc.Run(ctx, func(ctx context.Context) error {
 		ctrls.Run(ctx)
 		return nil
 	})
-}
-
-func metricsMux(reg *prometheus.Registry) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	return mux
 }
 
 func (o RunOptions) withDefaults(p *Provisioner) RunOptions {
