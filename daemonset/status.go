@@ -174,7 +174,7 @@ func nodeState(ds *appsv1.DaemonSet, n *corev1.Node, pods []*corev1.Pod, hash st
 		case untolerated(ds, n) != nil:
 			t := untolerated(ds, n)
 			ns.Reason = ReasonTaintNotTolerated
-			ns.Message = fmt.Sprintf("taint %s is not tolerated, so the DaemonSet controller creates no pod here; add a toleration (--toleration %s) or remove the taint", t.ToString(), t.ToString())
+			ns.Message = fmt.Sprintf("taint %s is not tolerated, so the DaemonSet controller creates no pod here; add %s to %s, or remove the taint", t.ToString(), t.ToString(), SettingTolerations)
 		default:
 			ns.Reason, ns.Message = ReasonNoPod, "the DaemonSet controller has not created a pod on this node yet"
 			for _, e := range events[ds.UID] {

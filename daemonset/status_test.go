@@ -110,7 +110,7 @@ func TestEvaluate(t *testing.T) {
 				n.Spec.Taints = []corev1.Taint{{Key: "example.com/maintenance", Value: "yes", Effect: corev1.TaintEffectNoSchedule}}
 			})},
 			mutateDS:   func(ds *appsv1.DaemonSet) { ds.Status = appsv1.DaemonSetStatus{ObservedGeneration: 2} },
-			wantReason: ReasonTaintNotTolerated, wantMsg: []string{"example.com/maintenance=yes:NoSchedule", "--toleration"},
+			wantReason: ReasonTaintNotTolerated, wantMsg: []string{"example.com/maintenance=yes:NoSchedule", SettingTolerations},
 		},
 		{
 			name: "taints the DaemonSet tolerates by itself are not blamed",

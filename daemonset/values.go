@@ -19,6 +19,10 @@ import (
 // DefaultNamespace is where the DaemonSet goes when Values say nothing.
 const DefaultNamespace = "glusterfs"
 
+// SettingTolerations names Values.Tolerations in messages (the command
+// line maps it to its flag).
+const SettingTolerations = "the DaemonSet's tolerations"
+
 // Values are the settable parts of the DaemonSet. Zero fields keep the
 // template's (or the default's) value. A values file holds the same fields
 // in YAML.

@@ -52,7 +52,7 @@ var hintRules = []hintRule{
 	{
 		contains: []string{"Administrator access required"},
 		hint: func(Result) string {
-			return "topology changes need heketi's admin user: pass --heketi-user admin and the admin key (--heketi-key-file)"
+			return "topology changes need heketi's admin user: set " + heketi.SettingCredentials + " to user admin and the admin key"
 		},
 	},
 	{
@@ -67,11 +67,11 @@ var hintRules = []hintRule{
 func hint(r Result, err error) string {
 	switch {
 	case heketi.IsTimeout(err):
-		return "the call timed out and heketi may still finish it; re-run load (it finds what was done), or raise --heketi-timeout if heketi is slow"
+		return "the call timed out and heketi may still finish it; re-run load (it finds what was done), or raise " + heketi.SettingTimeout + " if heketi is slow"
 	case heketi.IsUnauthorized(err):
-		return "heketi rejected the credentials: check --heketi-user and the key (HEKETI_CLI_USER / HEKETI_CLI_KEY)"
+		return "heketi rejected the credentials: check " + heketi.SettingCredentials
 	case refused(err) && !uncertain(err):
-		return "heketi is unreachable: check --heketi-url (HEKETI_CLI_SERVER) and that heketi runs, then re-run load"
+		return "heketi is unreachable: check " + heketi.SettingURL + " and that heketi runs, then re-run load"
 	case uncertain(err):
 		return "the connection to heketi broke during the call, so heketi may have done it anyway; re-run load once heketi answers: it finds what was done"
 	}

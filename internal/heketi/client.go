@@ -66,7 +66,7 @@ type Client struct {
 // New validates cfg and returns a client. It makes no network call.
 func New(cfg Config) (*Client, error) {
 	if cfg.URL == "" {
-		return nil, errors.New("heketi URL is empty: pass --heketi-url or set HEKETI_CLI_SERVER")
+		return nil, errors.New("no heketi server: set " + SettingURL)
 	}
 	if !strings.HasPrefix(cfg.URL, "http://") && !strings.HasPrefix(cfg.URL, "https://") {
 		return nil, fmt.Errorf("heketi URL %q must start with http:// or https://", cfg.URL)

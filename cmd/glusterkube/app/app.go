@@ -73,10 +73,10 @@ func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 	}
 	var ue *UsageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(errOut, "error: %v\n", err)
+		fmt.Fprintf(errOut, "error: %s\n", withFlags(err.Error()))
 		return ExitUsage
 	}
-	fmt.Fprintf(errOut, "error: %v\n", err)
+	fmt.Fprintf(errOut, "error: %s\n", withFlags(err.Error()))
 	return ExitFail
 }
 

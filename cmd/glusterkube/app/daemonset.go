@@ -333,7 +333,7 @@ func daemonsetStatusCommand() *Command {
 
 func printProblems(w io.Writer, st daemonset.Status) {
 	for _, p := range st.Problems() {
-		fmt.Fprintf(w, "  %s\n", p)
+		fmt.Fprintf(w, "  %s\n", withFlags(p.String()))
 	}
 	for _, warn := range st.Warnings {
 		fmt.Fprintf(w, "  daemonset: %s\n", warn)

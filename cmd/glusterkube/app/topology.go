@@ -228,6 +228,9 @@ func topologyLoadCommand() *Command {
 			progress := newLoadProgress(g, f.output == "json", planOps(plan))
 			report, err := topology.Apply(ctx, h, plan, topology.Options{Parallel: f.parallel, Progress: progress.update})
 			progress.finish()
+			for i := range report.Results {
+				report.Results[i].Hint = withFlags(report.Results[i].Hint)
+			}
 			if f.output == "json" {
 				if werr := report.WriteJSON(g.Out); werr != nil {
 					return werr
