@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/utils/ptr"
 )
 
 // Applier applies manifests to one cluster.
@@ -110,7 +111,7 @@ func (a *Applier) ApplyObject(ctx context.Context, obj *unstructured.Unstructure
 	if err != nil {
 		return nil, err
 	}
-	opts := metav1.PatchOptions{FieldManager: a.FieldManager, Force: ptrTrue()}
+	opts := metav1.PatchOptions{FieldManager: a.FieldManager, Force: ptr.To(true)}
 	if a.DryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
@@ -120,5 +121,3 @@ func (a *Applier) ApplyObject(ctx context.Context, obj *unstructured.Unstructure
 	}
 	return res, nil
 }
-
-func ptrTrue() *bool { t := true; return &t }
