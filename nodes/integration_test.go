@@ -282,7 +282,7 @@ func TestPruneGuardedByHeketiBricks(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err = app.Run(ctx, []string{"nodes", "label", "-f", tf, "--label", key + "=glusterfs", "--zone-label", "", "--prune", "--heketi-url", h.URL, "--kubeconfig", env.Kubeconfig},
 		app.Streams{In: strings.NewReader(""), Out: &out, Err: &errOut})
-	if !errors.Is(err, app.SilentError) || !strings.Contains(out.String(), withBricks) || !strings.Contains(out.String(), "refused: heketi holds 1 bricks") || !strings.Contains(out.String(), vol.Id) {
+	if !errors.Is(err, app.ErrSilent) || !strings.Contains(out.String(), withBricks) || !strings.Contains(out.String(), "refused: heketi holds 1 bricks") || !strings.Contains(out.String(), vol.Id) {
 		t.Errorf("glusterkube nodes label --prune: %v\n%s%s", err, out.String(), errOut.String())
 	}
 	t.Logf("glusterkube nodes label --prune:\n%s", out.String())

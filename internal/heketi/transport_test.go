@@ -21,7 +21,6 @@ type fakeServer struct {
 	polls      atomic.Int32
 	posts      atomic.Int32
 	postStatus []int // statuses answered to the first POSTs
-	tokens     []string
 	key        string
 }
 

@@ -53,9 +53,9 @@ func (e *UsageError) Unwrap() error { return e.Err }
 // Usagef returns a UsageError.
 func Usagef(format string, a ...any) error { return &UsageError{Err: fmt.Errorf(format, a...)} }
 
-// SilentError fails with exit code 1 after the command already printed what
+// ErrSilent fails with exit code 1 after the command already printed what
 // went wrong (e.g. a validation report).
-var SilentError = errors.New("failed")
+var ErrSilent = errors.New("failed")
 
 // Main runs glusterkube with args and returns the exit code.
 func Main(args []string, in io.Reader, out, errOut io.Writer) int {
@@ -68,7 +68,7 @@ func Main(args []string, in io.Reader, out, errOut io.Writer) int {
 		return ExitOK
 	case errors.Is(err, pflag.ErrHelp):
 		return ExitOK
-	case errors.Is(err, SilentError):
+	case errors.Is(err, ErrSilent):
 		return ExitFail
 	}
 	var ue *UsageError

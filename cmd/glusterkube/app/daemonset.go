@@ -324,7 +324,7 @@ func daemonsetStatusCommand() *Command {
 				printProblems(g.Out, st)
 			}
 			if !st.Done() {
-				return SilentError
+				return ErrSilent
 			}
 			return nil
 		},
@@ -360,7 +360,7 @@ func waitRollout(ctx context.Context, g *Globals, client kubernetes.Interface, n
 	if nr, ok := daemonset.IsNotReady(err); ok {
 		fmt.Fprintf(g.Err, "error: rollout did not finish within %s: %s\n", w.timeout, nr.Status.Summary())
 		printProblems(g.Err, nr.Status)
-		return SilentError
+		return ErrSilent
 	}
 	if err != nil {
 		return err

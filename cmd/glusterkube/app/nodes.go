@@ -82,7 +82,7 @@ func runNodesLabel(ctx context.Context, g *Globals, f *nodesLabelFlags, args []s
 		return err
 	}
 	if topology.HasErrors(diags) {
-		return SilentError
+		return ErrSilent
 	}
 
 	if f.prune {
@@ -114,7 +114,7 @@ func runNodesLabel(ctx context.Context, g *Globals, f *nodesLabelFlags, args []s
 		return err
 	}
 	if res.Problems() {
-		return SilentError
+		return ErrSilent
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ func (f *topologyFlags) checkOutput(allowed ...string) error {
 
 // readTopology reads and validates -f. On errors it prints every diagnostic
 // (as text on stderr, or as JSON on stdout with -o json) and returns
-// SilentError; warnings are printed on stderr and reading goes on.
+// ErrSilent; warnings are printed on stderr and reading goes on.
 func (f *topologyFlags) readTopology(g *Globals) (*topology.Topology, []topology.Diagnostic, error) {
 	if f.file == "" {
 		return nil, nil, Usagef("--file (-f) is required: the topology file to read, or - for stdin")
@@ -80,7 +80,7 @@ func (f *topologyFlags) readTopology(g *Globals) (*topology.Topology, []topology
 	}
 	if f.output == "json" && err != nil {
 		_ = writeDiagnosticsJSON(g.Out, diags)
-		return nil, diags, SilentError
+		return nil, diags, ErrSilent
 	}
 	for _, d := range diags {
 		fmt.Fprintln(g.Err, d.String())
@@ -92,7 +92,7 @@ func (f *topologyFlags) readTopology(g *Globals) (*topology.Topology, []topology
 			n = len(ve.Diagnostics)
 		}
 		fmt.Fprintf(g.Err, "%s: %d error(s); nothing was sent to heketi\n", displayName(f.file), n)
-		return nil, diags, SilentError
+		return nil, diags, ErrSilent
 	}
 	return t, diags, nil
 }
@@ -239,7 +239,7 @@ func topologyLoadCommand() *Command {
 				return werr
 			}
 			if err != nil {
-				return SilentError
+				return ErrSilent
 			}
 			return nil
 		},
