@@ -7,7 +7,9 @@ BENCH_PKGS ?= ./topology/ ./provisioner/
 VERSION   ?= v0.1.0-dev
 IMAGE     ?= ghcr.io/glusterkube/glusterkube:$(VERSION)
 
-.PHONY: all build deps binaries test unit race vet demo bench fmt clean image
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build deps binaries test unit race vet lint demo bench fmt clean image
 
 all: build
 
@@ -28,8 +30,11 @@ binaries: deps
 vet:
 	$(GO) vet ./...
 
-# Everything: vet, unit and integration tests on the real stack.
-test: binaries vet
+lint:
+	$(STATICCHECK) ./...
+
+# Everything: vet, staticcheck, unit and integration tests on the real stack.
+test: binaries vet lint
 	GLUSTERKUBE_INTEGRATION=1 $(GO) test $(TEST_FLAGS) ./...
 
 # The integration tests under the race detector. The provisioner package is
