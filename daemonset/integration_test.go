@@ -390,16 +390,48 @@ func TestRenderedYAMLServerSideDryRun(t *testing.T) {
 		t.Error("dry run created the namespace")
 	}
 
-	kubectl, err := exec.LookPath("kubectl")
+	kubectl, err := testenv.Binary(ctx, "kubectl")
 	if err != nil {
-		t.Log("kubectl not on PATH; checked with the dynamic client only")
-		return
+		t.Fatal(err)
 	}
 	out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", env.Kubeconfig, "apply", "--server-side", "--dry-run=server", "-f", "../examples/glusterfs-daemonset.yaml").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "namespace/glusterfs serverside-applied (server dry run)") || !strings.Contains(string(out), "daemonset.apps/glusterfs serverside-applied (server dry run)") {
 		t.Errorf("kubectl apply --server-side --dry-run=server: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// `glusterkube daemonset render | kubectl apply -f -` works on a cluster
+// that has never seen glusterkube: the rendered stream carries the
+// Namespace before the DaemonSet, and kubectl creates them in that order.
+func TestRenderPipedToKubectlApply(t *testing.T) {
+	env := testenv.Get(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kubectl, err := testenv.Binary(ctx, "kubectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := "gk-pipe-" + rand.String(5)
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().Namespaces().Delete(context.Background(), fresh, metav1.DeleteOptions{})
+	})
+	var rendered, errOut bytes.Buffer
+	if err := app.Run(ctx, []string{"daemonset", "render", "-n", fresh}, app.Streams{Out: &rendered, Err: &errOut}); err != nil {
+		t.Fatalf("render: %v\n%s", err, errOut.String())
+	}
+	for _, args := range [][]string{{"apply", "-f", "-"}, {"apply", "--server-side", "-f", "-"}} {
+		cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", env.Kubeconfig}, args...)...)
+		cmd.Stdin = bytes.NewReader(rendered.Bytes())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("glusterkube daemonset render -n %s | kubectl %s: %v\n%s", fresh, strings.Join(args, " "), err, out)
+		}
+		t.Logf("kubectl %s:\n%s", strings.Join(args, " "), out)
+	}
+	if _, err := env.Client.AppsV1().DaemonSets(fresh).Get(ctx, "glusterfs", metav1.GetOptions{}); err != nil {
+		t.Errorf("the DaemonSet was not created: %v", err)
+	}
 }
 
 func applyDryRun(ctx context.Context, t *testing.T, cfg *rest.Config, obj *unstructured.Unstructured) error {

@@ -24,12 +24,15 @@ type component struct {
 	module string   // folder under hack/
 	bins   []string // binary names it provides
 	build  func(ctx context.Context, modDir, outDir string) error
+	// recipe changes when the component's build steps change, so that
+	// cached binaries of the old steps are rebuilt.
+	recipe string
 }
 
 var components = []component{
-	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi},
-	{module: "kube", bins: []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"}, build: buildKube},
-	{module: "kwok", bins: []string{"kwok", "kwok-stages"}, build: buildKwok},
+	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi, recipe: "4"},
+	{module: "kube", bins: []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"}, build: buildKube, recipe: "5"},
+	{module: "kwok", bins: []string{"kwok", "kwok-stages"}, build: buildKwok, recipe: "4"},
 }
 
 // systemBinaries come from Debian packages.
@@ -105,7 +108,7 @@ func ensureComponent(ctx context.Context, c component) (string, error) {
 	binMu.Lock()
 	defer binMu.Unlock()
 	modDir := filepath.Join(RepoRoot(), "hack", c.module)
-	key, err := componentKey(modDir)
+	key, err := componentKey(modDir, c.recipe)
 	if err != nil {
 		return "", err
 	}
@@ -156,8 +159,8 @@ func complete(dir string, bins []string) bool {
 }
 
 // componentKey hashes what decides a component's binaries: its module files,
-// the builder in this file and the Go version.
-func componentKey(modDir string) (string, error) {
+// its build recipe's version and the Go version.
+func componentKey(modDir, recipe string) (string, error) {
 	h := sha256.New()
 	for _, f := range []string{"go.mod", "go.sum"} {
 		b, err := os.ReadFile(filepath.Join(modDir, f))
@@ -167,12 +170,9 @@ func componentKey(modDir string) (string, error) {
 		h.Write(b)
 	}
 	h.Write([]byte(runtime.Version()))
-	h.Write([]byte(buildRecipeVersion))
+	h.Write([]byte(recipe))
 	return hex.EncodeToString(h.Sum(nil))[:12], nil
 }
-
-// buildRecipeVersion changes when the build steps below change.
-const buildRecipeVersion = "4"
 
 func goBuild(ctx context.Context, modDir string, env []string, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-mod=mod", "-trimpath"}, args...)...)
@@ -281,7 +281,9 @@ func buildKube(ctx context.Context, modDir, outDir string) error {
 	minor := strings.Split(strings.TrimPrefix(KubeVersion, "v"), ".")[1]
 	ld := fmt.Sprintf("-s -w -X k8s.io/component-base/version.gitVersion=%s -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=%s -X k8s.io/component-base/version.gitTreeState=clean", KubeVersion, minor)
 	return goBuild(ctx, modDir, nil, "-ldflags", ld, "-o", outDir+"/",
-		"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager", "k8s.io/kubernetes/cmd/kube-scheduler")
+		"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager", "k8s.io/kubernetes/cmd/kube-scheduler",
+		// kubectl: tests apply what users apply the way they apply it.
+		"k8s.io/kubernetes/cmd/kubectl")
 }
 
 func buildKwok(ctx context.Context, modDir, outDir string) error {
