@@ -147,9 +147,3 @@ func (p *Provisioner) event(obj *v1.PersistentVolumeClaim, typ, reason, msg stri
 		p.cfg.Recorder.Event(obj, typ, reason, msg)
 	}
 }
-
-func (p *Provisioner) eventPV(obj *v1.PersistentVolume, typ, reason, msg string) {
-	if p.cfg.Recorder != nil && obj != nil {
-		p.cfg.Recorder.Event(obj, typ, reason, msg)
-	}
-}
