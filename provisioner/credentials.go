@@ -33,7 +33,7 @@ func (p *Provisioner) pvCreds(ctx context.Context, pv *v1.PersistentVolume) (vol
 		cr.URL = p.cfg.Heketi.URL
 	}
 	if cr.URL == "" {
-		return cr, fmt.Errorf("PV %s has no %s annotation and the provisioner runs without --heketi-url", pv.Name, AnnHeketiURL)
+		return cr, fmt.Errorf("PV %s has no %s annotation and the provisioner has no default heketi server", pv.Name, AnnHeketiURL)
 	}
 	if ref := a[AnnHeketiSecret]; ref != "" {
 		ns, name, ok := splitRef(ref)
@@ -64,7 +64,7 @@ func (p *Provisioner) pvCreds(ctx context.Context, pv *v1.PersistentVolume) (vol
 			}
 		}
 	}
-	return cr, fmt.Errorf("no key for heketi user %q at %s for PV %s: run the provisioner with --heketi-key-file for that server, or annotate the PV with %s=<namespace>/<secret>", cr.User, cr.URL, pv.Name, AnnHeketiSecret)
+	return cr, fmt.Errorf("no key for heketi user %q at %s for PV %s: make that server the provisioner's default heketi server with the user's key as the default heketi key, or annotate the PV with %s=<namespace>/<secret>", cr.User, cr.URL, pv.Name, AnnHeketiSecret)
 }
 
 // readSecret reads the heketi key from a Secret of type SecretType.

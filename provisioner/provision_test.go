@@ -700,3 +700,53 @@ func TestProvisionRefusesDataSource(t *testing.T) {
 		t.Fatalf("%s %v", state, err)
 	}
 }
+
+// The provisioner's errors name settings (the default heketi server and
+// key), never the command's flags: they also reach CSI callers and the
+// library's Events, where a flag name misleads.
+func TestErrorsNameSettingsNotFlags(t *testing.T) {
+	noDefault, err := New(Config{Kube: fake.NewClientset(), Heketi: heketi.Config{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDefault, err := New(Config{Kube: fake.NewClientset(), Heketi: heketi.Config{URL: testURL, User: "admin", Key: "k"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv := func(ann map[string]string) *v1.PersistentVolume {
+		return &v1.PersistentVolume{ObjectMeta: metav1.ObjectMeta{Name: "pv1", Annotations: ann}}
+	}
+	tests := []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"PV without URL, no default server", func() error {
+			_, err := noDefault.pvCreds(context.Background(), pv(nil))
+			return err
+		}, "no default heketi server"},
+		{"PV of another server's user", func() error {
+			_, err := withDefault.pvCreds(context.Background(), pv(map[string]string{AnnHeketiURL: "http://other:1", AnnHeketiUser: "admin"}))
+			return err
+		}, "default heketi key"},
+		{"class without resturl, no default server", func() error {
+			_, _, err := noDefault.Provision(context.Background(), provisionOpts(class("c", nil, v1.PersistentVolumeReclaimDelete), claim("ns1", "c", "u", "1Gi")))
+			return err
+		}, "no default heketi server"},
+		{"auth on without a key", func() error {
+			_, _, err := noDefault.Provision(context.Background(), provisionOpts(class("c", map[string]string{"resturl": testURL, "restauthenabled": "true"}, v1.PersistentVolumeReclaimDelete), claim("ns1", "c", "u", "1Gi")))
+			return err
+		}, "default heketi server a key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "--") {
+				t.Errorf("error names a flag: %v", err)
+			}
+		})
+	}
+}
