@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the floor makes what in-tree PVs need: v1 Endpoints and the glusterfs source
+
 package provisioner
 
 import (
@@ -132,7 +134,7 @@ func floorOne(kube kubernetes.Interface, hc *heketi.Client, ns, sc, cluster stri
 	for _, h := range vol.Mount.GlusterFS.Hosts {
 		addrs = append(addrs, v1.EndpointAddress{IP: h})
 	}
-	if _, err := kube.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{ //nolint:staticcheck // the glusterfs volume source reads v1 Endpoints
+	if _, err := kube.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
 		ObjectMeta: metav1.ObjectMeta{Name: ep},
 		Subsets:    []v1.EndpointSubset{{Addresses: addrs, Ports: []v1.EndpointPort{{Port: 1}}}},
 	}, metav1.CreateOptions{}); err != nil {
@@ -146,7 +148,7 @@ func floorOne(kube kubernetes.Interface, hc *heketi.Client, ns, sc, cluster stri
 			PersistentVolumeReclaimPolicy: v1.PersistentVolumeReclaimRetain,
 			StorageClassName:              sc,
 			ClaimRef:                      &v1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: ns, Name: claim.Name, UID: claim.UID},
-			PersistentVolumeSource: v1.PersistentVolumeSource{Glusterfs: &v1.GlusterfsPersistentVolumeSource{ //nolint:staticcheck // what the in-tree provisioner made
+			PersistentVolumeSource: v1.PersistentVolumeSource{Glusterfs: &v1.GlusterfsPersistentVolumeSource{
 				EndpointsName: ep, Path: vol.Name, EndpointsNamespace: &ns,
 			}},
 		},
