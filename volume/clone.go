@@ -17,8 +17,8 @@ type CloneRequest struct {
 	Name string
 	// Source is the heketi id of the volume to copy, on the same server.
 	Source string
-	// SizeGiB, when larger than the source, grows the clone after it is
-	// made.
+	// SizeGiB is the size asked for: at most the source's (a clone has
+	// its source's size, and heketi cannot grow a clone: see Clone).
 	SizeGiB int
 }
 
@@ -31,6 +31,11 @@ type CloneRequest struct {
 // clone (and its source) while the clone runs; so before cloning, Clone
 // asks heketi's pending operations and answers IsInFlight while a clone
 // of the source still runs, instead of making a second copy.
+//
+// A clone larger than its source is refused (IsInvalid): heketi v10
+// cannot expand a cloned volume (its clone entry lacks the durability the
+// brick allocator needs, and the expand request panics in heketi), so a
+// clone keeps its source's size for good.
 func (sv *Server) Clone(ctx context.Context, req CloneRequest) (*Volume, error) {
 	if err := sv.Prepare(ctx); err != nil {
 		return nil, classify(kindOther, sv.idx.isUncertain(req.Name), err)
@@ -39,23 +44,10 @@ func (sv *Server) Clone(ctx context.Context, req CloneRequest) (*Volume, error) 
 	if err != nil {
 		return nil, classify(kindOther, true, err)
 	}
-	if !found {
-		vol, err = sv.clone(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		sv.reuse(vol)
+	if found {
+		return sv.reuse(vol), nil
 	}
-	if req.SizeGiB > vol.SizeGiB {
-		grown, err := sv.Expand(ctx, vol.ID, req.SizeGiB)
-		if err != nil {
-			return nil, classify(classOf(err), true, fmt.Errorf("grow clone %s to %d GiB: %w", vol.Name, req.SizeGiB, err))
-		}
-		grown.Reused = vol.Reused
-		vol = grown
-	}
-	return vol, nil
+	return sv.clone(ctx, req)
 }
 
 func (sv *Server) clone(ctx context.Context, req CloneRequest) (*Volume, error) {
@@ -71,6 +63,9 @@ func (sv *Server) clone(ctx context.Context, req CloneRequest) (*Volume, error) 
 			return nil, classify(kindNotFound, sv.idx.isUncertain(req.Name), fmt.Errorf("source volume %s not found in heketi %s", req.Source, sv.cr.URL))
 		}
 		return nil, classify(kindOther, sv.idx.isUncertain(req.Name), wrapHeketi(sv.cr, err, "read source volume %s", req.Source))
+	}
+	if req.SizeGiB > src.Size {
+		return nil, classify(kindInvalid, sv.idx.isUncertain(req.Name), fmt.Errorf("a clone of heketi volume %s has its %d GiB, not the %d GiB asked for: heketi cannot grow a cloned volume (heketi v10 fails expanding clones); ask for the source's size", src.Name, src.Size, req.SizeGiB))
 	}
 	klog.FromContext(ctx).V(4).Info("Cloning heketi volume", "heketiVolume", req.Name, "source", src.Name)
 	info, err := sv.h.VolumeClone(ctx, req.Source, &api.VolumeCloneRequest{Name: req.Name})
@@ -89,10 +84,4 @@ func (sv *Server) clone(ctx context.Context, req CloneRequest) (*Volume, error) 
 	sv.idx.uncertain.Delete(req.Name)
 	klog.FromContext(ctx).V(2).Info("Cloned heketi volume", "heketiVolume", info.Name, "heketiVolumeID", info.Id, "source", src.Name)
 	return sv.volume(info), nil
-}
-
-// classOf is err's class, without its mayExist.
-func classOf(err error) kind {
-	k, _ := kindOf(err)
-	return k
 }

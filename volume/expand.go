@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/heketi/heketi/pkg/glusterfs/api"
 	"k8s.io/klog/v2"
@@ -46,6 +47,12 @@ func (sv *Server) Expand(ctx context.Context, id string, wantGiB int) (*Volume, 
 			return nil, classify(kindNoSpace, false, fmt.Errorf("expand heketi volume %s by %d GiB: %w", vol.Name, by, err))
 		case (heketi.IsTransient(err) || ctx.Err() != nil) && !neverSent(err):
 			return nil, classify(kindOther, true, fmt.Errorf("expand heketi volume %s by %d GiB: outcome unknown, will read its size again: %w", vol.Name, by, err))
+		}
+		if strings.Contains(err.Error(), "PANIC") {
+			// heketi v10 crashes (and rolls back) expanding a volume made by
+			// clone: say so rather than show its stack.
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			return nil, fmt.Errorf("expand heketi volume %s by %d GiB: heketi failed inside (heketi v10 cannot expand volumes made by volume clone; a clone keeps its size): %s", vol.Name, by, first)
 		}
 		return nil, wrapHeketi(sv.cr, err, "expand heketi volume %s by %d GiB", vol.Name, by)
 	}

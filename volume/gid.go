@@ -13,7 +13,11 @@ type GIDExhaustedError struct {
 }
 
 func (e *GIDExhaustedError) Error() string {
-	return fmt.Sprintf("StorageClass %q: every GID in gidMin..gidMax (%d..%d) is in use; widen the range with a new StorageClass or delete unused volumes", e.Class, e.Min, e.Max)
+	class := "StorageClass"
+	if e.Class != "" {
+		class = fmt.Sprintf("StorageClass %q", e.Class)
+	}
+	return fmt.Sprintf("%s: every GID in gidMin..gidMax (%d..%d) is in use; widen the range with a new StorageClass or delete unused volumes", class, e.Min, e.Max)
 }
 
 // gidTable hands out supplemental GIDs. A GID is never given to two

@@ -218,3 +218,43 @@ func TestServiceRealHeketi(t *testing.T) {
 		t.Errorf("%d volumes after failed creates, want %d", after, before)
 	}
 }
+
+// Clones on the real server (its mock executor patched by the test build
+// to clone at all): a clone has its source's size and GID, a second Clone
+// of the name finds it, and heketi's failure to grow a clone is worded
+// for people and changes nothing.
+func TestCloneRealHeketi(t *testing.T) {
+	_, hc, sv := realServer(t, testenv.HeketiOptions{})
+	ctx := context.Background()
+	c := testenv.HeketiCluster(t, hc)
+	src, err := sv.Create(ctx, createReq(t, "vol_src", 2, map[string]string{"clusterid": c}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone, err := sv.Clone(ctx, CloneRequest{Name: "vol_copy", Source: src.ID, SizeGiB: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clone.SizeGiB != 2 || clone.GID != src.GID || clone.Cluster != c || len(clone.Hosts) != 3 {
+		t.Errorf("clone %+v of %+v", clone, src)
+	}
+	again, err := sv.Clone(ctx, CloneRequest{Name: "vol_copy", Source: src.ID, SizeGiB: 2})
+	if err != nil || again.ID != clone.ID || !again.Reused {
+		t.Fatalf("again: %+v %v", again, err)
+	}
+	_, err = sv.Expand(ctx, clone.ID, 3)
+	if err == nil || !strings.Contains(err.Error(), "cannot expand volumes made by volume clone") || strings.Contains(err.Error(), "goroutine") {
+		t.Fatalf("expanding a clone: %v", err)
+	}
+	if info, _ := hc.VolumeInfo(ctx, clone.ID); info.Size != 2 {
+		t.Errorf("clone size %d after the failed expansion", info.Size)
+	}
+	for _, v := range []*Volume{clone, src} {
+		if err := sv.Delete(ctx, v.ID, v.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(testenv.ClusterVolumes(t, hc, c)); n != 0 {
+		t.Errorf("%d volumes left", n)
+	}
+}

@@ -123,10 +123,16 @@ type ParamError struct {
 }
 
 func (e *ParamError) Error() string {
-	if e.Param == "" {
-		return fmt.Sprintf("StorageClass %q: %s", e.Class, e.Problem)
+	class := "StorageClass"
+	if e.Class != "" {
+		// CSI calls do not name the class: the message then reads
+		// "StorageClass parameter ...", otherwise the same.
+		class = fmt.Sprintf("StorageClass %q", e.Class)
 	}
-	msg := fmt.Sprintf("StorageClass %q parameter %s=%q: %s", e.Class, e.Param, e.Value, e.Problem)
+	if e.Param == "" {
+		return fmt.Sprintf("%s: %s", class, e.Problem)
+	}
+	msg := fmt.Sprintf("%s parameter %s=%q: %s", class, e.Param, e.Value, e.Problem)
 	if e.Want != "" {
 		msg += "; valid form: " + e.Want
 	}

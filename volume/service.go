@@ -86,6 +86,15 @@ func (sv *Server) Prepare(ctx context.Context) error {
 	return sv.idx.ensure(ctx, sv.h, sv.svc.gids)
 }
 
+// Ping checks that the server answers these credentials (a cheap call:
+// the cluster list).
+func (sv *Server) Ping(ctx context.Context) error {
+	if _, err := sv.h.ClusterList(ctx); err != nil {
+		return wrapHeketi(sv.cr, err, "reach heketi %s", sv.cr.URL)
+	}
+	return nil
+}
+
 // Volume is a heketi volume as the adapters need it.
 type Volume struct {
 	// ID is heketi's volume id; Name its volume name (the GlusterFS one).

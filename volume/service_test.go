@@ -378,15 +378,18 @@ func TestClone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clone, err := sv.Clone(ctx, CloneRequest{Name: "vol_clone", Source: src.ID, SizeGiB: 3})
+	if _, err := sv.Clone(ctx, CloneRequest{Name: "vol_clone", Source: src.ID, SizeGiB: 3}); !IsInvalid(err) || !strings.Contains(err.Error(), "cannot grow a cloned volume") {
+		t.Fatalf("a clone larger than its source: %v", err)
+	}
+	clone, err := sv.Clone(ctx, CloneRequest{Name: "vol_clone", Source: src.ID, SizeGiB: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if clone.Name != "vol_clone" || clone.ID == src.ID || clone.SizeGiB != 3 || clone.GID != src.GID || clone.Reused {
+	if clone.Name != "vol_clone" || clone.ID == src.ID || clone.SizeGiB != 2 || clone.GID != src.GID || clone.Reused {
 		t.Errorf("clone %+v of %+v", clone, src)
 	}
-	again, err := sv.Clone(ctx, CloneRequest{Name: "vol_clone", Source: src.ID, SizeGiB: 3})
-	if err != nil || again.ID != clone.ID || !again.Reused || f.fake.Count("volume_clone") != 1 || f.fake.Count("volume_expand") != 1 {
+	again, err := sv.Clone(ctx, CloneRequest{Name: "vol_clone", Source: src.ID, SizeGiB: 2})
+	if err != nil || again.ID != clone.ID || !again.Reused || f.fake.Count("volume_clone") != 1 || f.fake.Count("volume_expand") != 0 {
 		t.Fatalf("retry: %+v %v (%d clones, %d expands)", again, err, f.fake.Count("volume_clone"), f.fake.Count("volume_expand"))
 	}
 	// The shared GID stays taken while the clone lives.
