@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/heketi/heketi/pkg/glusterfs/api"
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
@@ -77,6 +79,50 @@ type running struct {
 	done   chan struct{}
 	// metrics is the /metrics URL when served.
 	metrics string
+	// logs are the provisioner's log lines, when recorded.
+	logs *logLines
+}
+
+// logLines records what a provisioner logs, up to V(5): where the provision
+// library says what it decided about each volume ("shouldDelete is false:
+// ..."), so a test can wait for the library to have looked at a volume
+// instead of sleeping.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) add(prefix, args string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, prefix+" "+args)
+}
+
+// has reports whether a line holds every one of parts.
+func (l *logLines) has(parts ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		all := true
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// provOptions are startProvisionerWith's extras.
+type provOptions struct {
+	// metrics serves /metrics on a free port.
+	metrics bool
+	// logs records the provisioner's logs (running.logs).
+	logs bool
 }
 
 func (r *running) stop() {
@@ -88,6 +134,12 @@ func (r *running) stop() {
 // test's own, so tests never take each other's claims.
 func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.Config, mutate func(*Config), serveMetrics ...bool) *running {
 	t.Helper()
+	return startProvisionerWith(t, env, name, hcfg, mutate, provOptions{metrics: len(serveMetrics) > 0 && serveMetrics[0]})
+}
+
+// startProvisionerWith is startProvisioner with extras.
+func startProvisionerWith(t testing.TB, env *testenv.Env, name string, hcfg heketi.Config, mutate func(*Config), o provOptions) *running {
+	t.Helper()
 	calls := &callCounter{}
 	m := heketi.NewMetrics("glusterkube")
 	hcfg.Observe = func(op string, d time.Duration, err error) {
@@ -95,7 +147,7 @@ func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.C
 		m.Observe(op, d, err)
 	}
 	addr := ""
-	if len(serveMetrics) > 0 && serveMetrics[0] {
+	if o.metrics {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -116,6 +168,10 @@ func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.C
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: p, name: name, calls: calls, cancel: cancel, done: make(chan struct{})}
+	if o.logs {
+		r.logs = &logLines{}
+		ctx = klog.NewContext(ctx, funcr.New(r.logs.add, funcr.Options{Verbosity: 5}))
+	}
 	if addr != "" {
 		r.metrics = "http://" + addr + "/metrics"
 	}

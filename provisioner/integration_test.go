@@ -171,11 +171,11 @@ func TestRetainClassKeepsVolume(t *testing.T) {
 	ns := env.Namespace(t)
 	h := heketiClient(t, env.Heketi.URL, "", "")
 	cluster := heketiCluster(t, h)
-	r := startProvisioner(t, env, provName(ns), heketi.Config{URL: env.Heketi.URL}, nil)
+	r := startProvisionerWith(t, env, provName(ns), heketi.Config{URL: env.Heketi.URL}, nil, provOptions{logs: true})
 	kube := env.Client
 	ctx := context.Background()
 	sc := ns + "-retain"
-	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimRetain, map[string]string{"clusterid": cluster, "volumetype": "replicate:2"}))
+	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimRetain, map[string]string{"clusterid": cluster, "volumetype": "replicate:2", "volumesource": "glusterfs"}))
 	modes := []v1.PersistentVolumeAccessMode{v1.ReadWriteMany}
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newClaim(ns, "keep", sc, "2Gi", modes...), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -194,8 +194,11 @@ func TestRetainClassKeepsVolume(t *testing.T) {
 		cur, err := kube.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
 		return err == nil && cur.Status.Phase == v1.VolumeReleased, err
 	})
-	// Give the provisioner a chance to (wrongly) act, then check all is kept.
-	time.Sleep(2 * time.Second)
+	// Wait until the provision library has looked at the Released PV and
+	// decided (its own log line), then check that all is kept.
+	eventually(t, time.Minute, "the library skipped the Released PV", func(context.Context) (bool, error) {
+		return r.logs.has("shouldDelete is false: volume does not have Delete reclaim policy", pv.Name), nil
+	})
 	vols := clusterVolumes(t, h, cluster)
 	if len(vols) != 1 || vols[0].Id != pv.Annotations[AnnHeketiVolumeID] || vols[0].Durability.Replicate.Replica != 2 {
 		t.Fatalf("heketi volumes after release: %+v", vols)
