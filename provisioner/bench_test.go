@@ -31,7 +31,7 @@ func benchClaims() int {
 }
 
 // BenchmarkProvision creates N claims at once and times them until all are
-// Bound, twice: with CSI PVs (the default: one API write per claim, the PV)
+// Bound, with CSI PVs (the default: one API write per claim, the PV)
 // and with in-tree PVs (volumesource: glusterfs: a Service, Endpoints and
 // the PV). In the same run it measures each path's floor — the same heketi
 // creates and API writes by a bare loop (floorProvision) — and raw heketi
@@ -46,15 +46,23 @@ func BenchmarkProvision(b *testing.B) {
 	for range b.N {
 		// Each side gets a fresh heketi server of its own: heketi slows
 		// down as its database fills, so sharing one would favour
-		// whichever side runs first. Raw heketi runs first and last, and
-		// each path runs next to its floor, so drift in the machine's load
-		// biases no side much.
+		// whichever side runs first. The machine's load drifts (other
+		// work, caches), so every side runs twice, in mirrored order
+		// (raw, CSI, in-tree, their floors, the floors again, in-tree,
+		// CSI, raw), and its two times are averaged: a drift that is
+		// linear over the run then biases no side.
 		rawBefore := rawCreates(b, n, inflight)
-		csiRun := provisionRun(b, env, n, inflight, volume.VolumeSourceCSI)
-		csiFloor := floorProvision(b, env, n, inflight, true)
-		treeRun := provisionRun(b, env, n, inflight, volume.VolumeSourceGlusterfs)
-		treeFloor := floorProvision(b, env, n, inflight, false)
+		csi1 := provisionRun(b, env, n, inflight, volume.VolumeSourceCSI)
+		tree1 := provisionRun(b, env, n, inflight, volume.VolumeSourceGlusterfs)
+		treeFloor1 := floorProvision(b, env, n, inflight, false)
+		csiFloor1 := floorProvision(b, env, n, inflight, true)
+		csiFloor2 := floorProvision(b, env, n, inflight, true)
+		treeFloor2 := floorProvision(b, env, n, inflight, false)
+		tree2 := provisionRun(b, env, n, inflight, volume.VolumeSourceGlusterfs)
+		csi2 := provisionRun(b, env, n, inflight, volume.VolumeSourceCSI)
 		rawAfter := rawCreates(b, n, inflight)
+		csiRun, treeRun := csi1.mean(csi2), tree1.mean(tree2)
+		csiFloor, treeFloor := (csiFloor1+csiFloor2)/2, (treeFloor1+treeFloor2)/2
 
 		rate := func(d time.Duration) float64 { return float64(n) / d.Seconds() }
 		raw := (rawBefore + rawAfter) / 2
@@ -76,6 +84,9 @@ func BenchmarkProvision(b *testing.B) {
 				r.name, n, r.run.bound.Round(time.Millisecond), rate(r.run.bound), r.run.pvs.Round(time.Millisecond), rate(r.run.pvs),
 				r.floor.Round(time.Millisecond), rate(r.floor), rate(r.run.bound)/rate(r.floor))
 		}
+		fmt.Printf("runs (first, second): CSI %s %s, in-tree %s %s, CSI floor %s %s, in-tree floor %s %s\n",
+			csi1.bound.Round(time.Millisecond), csi2.bound.Round(time.Millisecond), tree1.bound.Round(time.Millisecond), tree2.bound.Round(time.Millisecond),
+			csiFloor1.Round(time.Millisecond), csiFloor2.Round(time.Millisecond), treeFloor1.Round(time.Millisecond), treeFloor2.Round(time.Millisecond))
 		fmt.Printf("CSI/in-tree: %.2f (CSI PVs take one API write per claim instead of three); raw heketi: %d volumes in %s (%.1f/s; before %.1f/s, after %.1f/s); CSI/raw %.2f, in-tree/raw %.2f\n",
 			rate(csiRun.bound)/rate(treeRun.bound), n, raw.Round(time.Millisecond), rate(raw), rate(rawBefore), rate(rawAfter),
 			rate(csiRun.bound)/rate(raw), rate(treeRun.bound)/rate(raw))
@@ -86,6 +97,10 @@ func BenchmarkProvision(b *testing.B) {
 // and until every PV existed.
 type provisionResult struct {
 	bound, pvs time.Duration
+}
+
+func (r provisionResult) mean(o provisionResult) provisionResult {
+	return provisionResult{bound: (r.bound + o.bound) / 2, pvs: (r.pvs + o.pvs) / 2}
 }
 
 // provisionRun runs a provisioner on a fresh heketi server and times n
