@@ -94,7 +94,7 @@ func TestControllerRealHeketi(t *testing.T) {
 		t.Fatalf("same name again: %v %v", again, err)
 	}
 	_, err = c.CreateVolume(ctx, createReq("pvc-aaaa", 4, nil))
-	wantCode(t, err, codes.AlreadyExists, "exists with 1 GiB")
+	wantStatus(t, err, codes.AlreadyExists, "exists with 1 GiB")
 	if n := calls.get("volume_create"); n != 1 {
 		t.Errorf("%d heketi creates for one name", n)
 	}
@@ -108,7 +108,7 @@ func TestControllerRealHeketi(t *testing.T) {
 	big := createReq("pvc-bbbb", 2, nil)
 	big.VolumeContentSource = &csipb.VolumeContentSource{Type: &csipb.VolumeContentSource_Volume{Volume: &csipb.VolumeContentSource_VolumeSource{VolumeId: va.GetVolumeId()}}}
 	_, err = c.CreateVolume(ctx, big)
-	wantCode(t, err, codes.InvalidArgument, "cannot grow a cloned volume")
+	wantStatus(t, err, codes.InvalidArgument, "cannot grow a cloned volume")
 	cr := createReq("pvc-bbbb", 1, nil)
 	cr.VolumeContentSource = &csipb.VolumeContentSource{Type: &csipb.VolumeContentSource_Volume{Volume: &csipb.VolumeContentSource_VolumeSource{VolumeId: va.GetVolumeId()}}}
 	b, err := c.CreateVolume(ctx, cr)
@@ -141,7 +141,7 @@ func TestControllerRealHeketi(t *testing.T) {
 		t.Fatalf("validate: %v %v", v, err)
 	}
 	_, err = c.ValidateVolumeCapabilities(ctx, &csipb.ValidateVolumeCapabilitiesRequest{VolumeId: "ffffffffffffffffffffffffffffffff", VolumeCapabilities: createReq("x", 1, nil).VolumeCapabilities})
-	wantCode(t, err, codes.NotFound, "has no volume")
+	wantStatus(t, err, codes.NotFound, "has no volume")
 	listed, token := map[string]bool{}, ""
 	for {
 		resp, err := c.ListVolumes(ctx, &csipb.ListVolumesRequest{MaxEntries: 1, StartingToken: token})
@@ -210,11 +210,11 @@ func TestControllerRealHeketiBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := c.CreateVolume(ctx, tt.req)
-			wantCode(t, err, tt.code, tt.msg)
+			wantStatus(t, err, tt.code, tt.msg)
 		})
 	}
 	_, err := c.ControllerExpandVolume(ctx, &csipb.ControllerExpandVolumeRequest{VolumeId: "ffffffffffffffffffffffffffffffff", CapacityRange: &csipb.CapacityRange{RequiredBytes: volume.GiB}})
-	wantCode(t, err, codes.NotFound, "has no volume")
+	wantStatus(t, err, codes.NotFound, "has no volume")
 	if _, err := c.DeleteVolume(ctx, &csipb.DeleteVolumeRequest{VolumeId: "ffffffffffffffffffffffffffffffff"}); err != nil {
 		t.Errorf("delete of a volume heketi does not know: %v", err)
 	}

@@ -64,7 +64,7 @@ func createReq(name string, gib int64, params map[string]string) *csipb.CreateVo
 	}
 }
 
-func wantCode(t *testing.T, err error, code codes.Code, msg string) {
+func wantStatus(t *testing.T, err error, code codes.Code, msg string) {
 	t.Helper()
 	st := status.Convert(err)
 	if err == nil && code != codes.OK || st.Code() != code || !strings.Contains(st.Message(), msg) {
@@ -189,7 +189,7 @@ func TestControllerCreateVolumeErrors(t *testing.T) {
 			before := f.fake.Count("volume_create")
 			vols := len(f.fake.VolumeNames())
 			_, err := f.c.CreateVolume(context.Background(), tt.req())
-			wantCode(t, err, tt.code, tt.msg)
+			wantStatus(t, err, tt.code, tt.msg)
 			if n := f.fake.Count("volume_create") - before; n > tt.creates {
 				t.Errorf("%d heketi creates, want at most %d", n, tt.creates)
 			}
@@ -227,10 +227,10 @@ func TestControllerCreateVolumeIdempotent(t *testing.T) {
 	}
 	bigger := createReq(req.Name, 5, params)
 	_, err = f.c.CreateVolume(ctx, bigger)
-	wantCode(t, err, codes.AlreadyExists, "exists with 2 GiB")
+	wantStatus(t, err, codes.AlreadyExists, "exists with 2 GiB")
 	other := createReq(req.Name, 1, map[string]string{"volumetype": "replicate:2"})
 	_, err = f.c.CreateVolume(ctx, other)
-	wantCode(t, err, codes.AlreadyExists, "another volume type")
+	wantStatus(t, err, codes.AlreadyExists, "another volume type")
 	if f.fake.Count("volume_create") != 1 {
 		t.Errorf("%d creates", f.fake.Count("volume_create"))
 	}
@@ -293,9 +293,9 @@ func TestControllerCloneVolume(t *testing.T) {
 		return f.c.CreateVolume(ctx, r)
 	}
 	_, err = clone(1, volume.GiB)
-	wantCode(t, err, codes.OutOfRange, "at least as large as its source")
+	wantStatus(t, err, codes.OutOfRange, "at least as large as its source")
 	_, err = clone(3, 0)
-	wantCode(t, err, codes.InvalidArgument, "cannot grow a cloned volume")
+	wantStatus(t, err, codes.InvalidArgument, "cannot grow a cloned volume")
 	c1, err := clone(2, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +356,7 @@ func TestControllerDeleteVolume(t *testing.T) {
 				id = tt.id(f, id)
 			}
 			_, err = f.c.DeleteVolume(context.Background(), &csipb.DeleteVolumeRequest{VolumeId: id})
-			wantCode(t, err, tt.code, tt.msg)
+			wantStatus(t, err, tt.code, tt.msg)
 			if n := len(f.fake.VolumeNames()); n != tt.left {
 				t.Errorf("%d volumes left, want %d", n, tt.left)
 			}
@@ -421,7 +421,7 @@ func TestControllerExpandVolume(t *testing.T) {
 				req = tt.req(id)
 			}
 			out, err := f.c.ControllerExpandVolume(context.Background(), req)
-			wantCode(t, err, tt.code, tt.msg)
+			wantStatus(t, err, tt.code, tt.msg)
 			if err == nil && (out.GetCapacityBytes() != int64(tt.size)*volume.GiB || out.GetNodeExpansionRequired()) {
 				t.Errorf("response %+v", out)
 			}
@@ -468,7 +468,7 @@ func TestControllerValidateVolumeCapabilities(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := f.c.ValidateVolumeCapabilities(context.Background(), tt.req)
 			if tt.code != codes.OK {
-				wantCode(t, err, tt.code, tt.msg)
+				wantStatus(t, err, tt.code, tt.msg)
 				return
 			}
 			if err != nil || (out.GetConfirmed() != nil) != tt.confirmed || !strings.Contains(out.GetMessage(), tt.msg) {
@@ -511,9 +511,9 @@ func TestControllerListVolumes(t *testing.T) {
 		t.Errorf("%d pages, %d volumes; want 3 pages, %d volumes", pages, len(got), len(want))
 	}
 	_, err := f.c.ListVolumes(ctx, &csipb.ListVolumesRequest{StartingToken: "invalid-token"})
-	wantCode(t, err, codes.Aborted, "not one this driver gave")
+	wantStatus(t, err, codes.Aborted, "not one this driver gave")
 	_, err = f.c.ListVolumes(ctx, &csipb.ListVolumesRequest{MaxEntries: -1})
-	wantCode(t, err, codes.InvalidArgument, "negative")
+	wantStatus(t, err, codes.InvalidArgument, "negative")
 }
 
 func TestControllerGetCapacity(t *testing.T) {
@@ -532,7 +532,7 @@ func TestControllerGetCapacity(t *testing.T) {
 		t.Fatalf("block: %v %v", resp, err)
 	}
 	_, err = f.c.GetCapacity(ctx, &csipb.GetCapacityRequest{Parameters: map[string]string{"gidMin": "1"}})
-	wantCode(t, err, codes.InvalidArgument, "parameter gidMin")
+	wantStatus(t, err, codes.InvalidArgument, "parameter gidMin")
 }
 
 func TestControllerProbe(t *testing.T) {
