@@ -356,7 +356,7 @@ func (c *Controller) ListVolumes(ctx context.Context, req *csipb.ListVolumesRequ
 	}
 	cr, ok := c.vols.DefaultCredentials("")
 	if !ok {
-		return nil, status.Error(codes.FailedPrecondition, "no default heketi server is configured: the driver lists the volumes of its default server only")
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is not set: the driver lists the volumes of its default heketi server only", heketi.SettingURL)
 	}
 	sv, err := c.vols.Server(cr)
 	if err != nil {
@@ -427,7 +427,7 @@ func (c *Controller) createCredentials(ctx context.Context, cfg *volume.ClassCon
 		url = c.vols.DefaultURL()
 	}
 	if url == "" {
-		return volume.Credentials{}, &volume.ParamError{Param: volume.ParamRESTURL, Problem: "no heketi URL: the class has no resturl and no default heketi server is configured", Want: "resturl: http://heketi.example:8080"}
+		return volume.Credentials{}, volume.NoURL("")
 	}
 	user := secrets[SecretUser]
 	if user == "" {
@@ -453,7 +453,7 @@ func noSecretReader(_ context.Context, ns, name string) (string, error) {
 func (c *Controller) idServer(id volume.ID, secrets map[string]string) (*volume.Server, error) {
 	url := c.vols.ServerURL(id)
 	if url == "" {
-		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is on the default heketi server, and none is configured", id)
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is on the default heketi server, and %s is not set", id, heketi.SettingURL)
 	}
 	cr, ok := c.vols.DefaultCredentials(url)
 	if key := secrets[SecretKey]; key != "" {

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/volume"
 )
 
@@ -33,7 +34,7 @@ func (p *Provisioner) pvCreds(ctx context.Context, pv *v1.PersistentVolume) (vol
 		cr.URL = p.cfg.Heketi.URL
 	}
 	if cr.URL == "" {
-		return cr, fmt.Errorf("PV %s has no %s annotation and the provisioner has no default heketi server", pv.Name, AnnHeketiURL)
+		return cr, fmt.Errorf("PV %s has no %s annotation and %s is not set", pv.Name, AnnHeketiURL, heketi.SettingURL)
 	}
 	if ref := a[AnnHeketiSecret]; ref != "" {
 		ns, name, ok := splitRef(ref)
@@ -64,7 +65,7 @@ func (p *Provisioner) pvCreds(ctx context.Context, pv *v1.PersistentVolume) (vol
 			}
 		}
 	}
-	return cr, fmt.Errorf("no key for heketi user %q at %s for PV %s: make that server the provisioner's default heketi server with the user's key as the default heketi key, or annotate the PV with %s=<namespace>/<secret>", cr.User, cr.URL, pv.Name, AnnHeketiSecret)
+	return cr, fmt.Errorf("no key for heketi user %q at %s for PV %s: set %s to that server and %s to that user's, or annotate the PV with %s=<namespace>/<secret>", cr.User, cr.URL, pv.Name, heketi.SettingURL, heketi.SettingCredentials, AnnHeketiSecret)
 }
 
 // readSecret reads the heketi key from a Secret of type SecretType.

@@ -724,19 +724,19 @@ func TestErrorsNameSettingsNotFlags(t *testing.T) {
 		{"PV without URL, no default server", func() error {
 			_, err := noDefault.pvCreds(context.Background(), pv(nil))
 			return err
-		}, "no default heketi server"},
+		}, "the heketi URL is not set"},
 		{"PV of another server's user", func() error {
 			_, err := withDefault.pvCreds(context.Background(), pv(map[string]string{AnnHeketiURL: "http://other:1", AnnHeketiUser: "admin"}))
 			return err
-		}, "default heketi key"},
+		}, "the heketi user and key"},
 		{"class without resturl, no default server", func() error {
 			_, _, err := noDefault.Provision(context.Background(), provisionOpts(class("c", nil, v1.PersistentVolumeReclaimDelete), claim("ns1", "c", "u", "1Gi")))
 			return err
-		}, "no default heketi server"},
+		}, "the heketi URL is not set"},
 		{"auth on without a key", func() error {
 			_, _, err := noDefault.Provision(context.Background(), provisionOpts(class("c", map[string]string{"resturl": testURL, "restauthenabled": "true"}, v1.PersistentVolumeReclaimDelete), claim("ns1", "c", "u", "1Gi")))
 			return err
-		}, "default heketi server a key"},
+		}, "or set the heketi user and key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package volume
 import (
 	"context"
 	"fmt"
+
+	"github.com/glusterkube/glusterkube/internal/heketi"
 )
 
 // Credentials say how to reach heketi for one volume. Key is never logged
@@ -40,7 +42,7 @@ func (s *Service) ClassCredentials(ctx context.Context, class string, cfg *Class
 		cr.URL = def.URL
 	}
 	if cr.URL == "" {
-		return cr, &ParamError{Class: class, Param: ParamRESTURL, Problem: "no heketi URL: the class has no resturl and no default heketi server is configured", Want: "resturl: http://heketi.example:8080"}
+		return cr, NoURL(class)
 	}
 	switch {
 	case cfg.AuthEnabled != nil && !*cfg.AuthEnabled:
@@ -62,7 +64,7 @@ func (s *Service) ClassCredentials(ctx context.Context, class string, cfg *Class
 	}
 	if cfg.AuthEnabled != nil && *cfg.AuthEnabled && cr.Key == "" {
 		return cr, &ParamError{Class: class, Param: ParamRESTAuthEnabled, Value: "true", Problem: "authentication is on but no key is known",
-			Want: fmt.Sprintf("set %s and %s, or give the default heketi server a key", ParamSecretNamespace, ParamSecretName)}
+			Want: fmt.Sprintf("set %s and %s, or set %s", ParamSecretNamespace, ParamSecretName, heketi.SettingCredentials)}
 	}
 	return cr, nil
 }
@@ -76,6 +78,14 @@ func (s *Service) DefaultCredentials(url string) (cr Credentials, ok bool) {
 		return Credentials{URL: url}, false
 	}
 	return Credentials{URL: def.URL, User: def.User, Key: def.Key}, true
+}
+
+// NoURL is the error for a class that names no heketi server when no
+// default server is set (a *ParamError; class may be ""). The setting is
+// named as internal/heketi names it, so the command line can add its
+// flags.
+func NoURL(class string) error {
+	return &ParamError{Class: class, Param: ParamRESTURL, Problem: fmt.Sprintf("no heketi URL: the class has no resturl and %s is not set", heketi.SettingURL), Want: "resturl: http://heketi.example:8080"}
 }
 
 // DefaultURL is the default heketi server's URL ("" when none).

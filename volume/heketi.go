@@ -114,9 +114,9 @@ func (c *clients) verifyAdmin(ctx context.Context, cr Credentials, h Heketi) err
 // IsCredentialsRefused still holds.
 func adminRequired(cr Credentials, err error) error {
 	if heketi.IsUnauthorized(err) {
-		return fmt.Errorf("heketi %s rejected the credentials of user %q (%w): check the key in the Secret or the default heketi key", cr.URL, cr.User, err)
+		return fmt.Errorf("heketi %s rejected the credentials of user %q (%w): check the key in the Secret or %s", cr.URL, cr.User, err, heketi.SettingCredentials)
 	}
-	return fmt.Errorf("heketi %s refused user %q (%w): glusterkube needs heketi's admin user, because the 'user' account may create volumes but not read or delete them (they would leak); set restuser: admin with its key in the Secret, or give the default heketi server the admin key", cr.URL, cr.User, err)
+	return fmt.Errorf("heketi %s refused user %q (%w): glusterkube needs heketi's admin user, because the 'user' account may create volumes but not read or delete them (they would leak); set restuser: admin with its key in the Secret, or set %s to heketi's admin", cr.URL, cr.User, err, heketi.SettingCredentials)
 }
 
 // wrapHeketi words a heketi failure of op on a volume, turning refused

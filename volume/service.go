@@ -52,7 +52,7 @@ func (s *Service) GIDOwner(gid int) (string, bool) { return s.gids.Owner(gid) }
 // credentials. It makes no network call.
 func (s *Service) Server(cr Credentials) (*Server, error) {
 	if cr.URL == "" {
-		return nil, fmt.Errorf("no heketi URL: no default heketi server is configured")
+		return nil, fmt.Errorf("no heketi URL: %s is not set", heketi.SettingURL)
 	}
 	h, err := s.clients.get(cr)
 	if err != nil {

@@ -524,7 +524,7 @@ func TestClassCredentials(t *testing.T) {
 		{"default server with a trailing slash", heketi.Config{URL: testURL + "/", User: "admin", Key: "k"}, map[string]string{"resturl": testURL}, testURL, "admin", "k", "", ""},
 		{"missing secret", heketi.Config{URL: testURL}, map[string]string{"secretNamespace": "gk", "secretName": "nope"}, "", "", "", "", "not found"},
 		{"user without key elsewhere", heketi.Config{URL: testURL}, map[string]string{"resturl": "http://other:1", "restuser": "bob"}, "", "", "", "", "without a key"},
-		{"no server at all", heketi.Config{}, nil, "", "", "", "", "no default heketi server is configured"},
+		{"no server at all", heketi.Config{}, nil, "", "", "", "", "the heketi URL is not set"},
 		{"auth on without a key", heketi.Config{URL: testURL}, map[string]string{"restauthenabled": "true"}, "", "", "", "", "no key is known"},
 	}
 	for _, tt := range tests {
