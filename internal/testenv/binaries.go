@@ -30,7 +30,7 @@ type component struct {
 }
 
 var components = []component{
-	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi, recipe: "5"}, // 5: the mock executor clones
+	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi, recipe: "4+mock-clone"}, // the mock executor clones (heketi_mockclone.go)
 	{module: "kube", bins: []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"}, build: buildKube, recipe: "5"},
 	{module: "kwok", bins: []string{"kwok", "kwok-stages"}, build: buildKwok, recipe: "4"},
 }
