@@ -34,6 +34,11 @@ type Config struct {
 	Heketi heketi.Config
 	// Dial builds heketi clients; nil means volume.DialHeketi.
 	Dial volume.Dialer
+	// Volumes, when set, is the volume service to use (e.g. one shared
+	// with the CSI controller in the same process, so that the two share
+	// one GID table); Heketi still gives the default server's URL and
+	// credentials for PVs' records, Dial is ignored.
+	Volumes *volume.Service
 	// Recorder records glusterkube's own Events; nil records none.
 	Recorder record.EventRecorder
 	// AfterVolumeCreate, when set, runs right after heketi created a
@@ -73,10 +78,11 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
 	}
-	return &Provisioner{
-		cfg:  cfg,
-		vols: volume.New(volume.Config{Default: cfg.Heketi, Dial: cfg.Dial}),
-	}, nil
+	vols := cfg.Volumes
+	if vols == nil {
+		vols = volume.New(volume.Config{Default: cfg.Heketi, Dial: cfg.Dial})
+	}
+	return &Provisioner{cfg: cfg, vols: vols}, nil
 }
 
 // Name returns the provisioner name.
