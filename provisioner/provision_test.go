@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/heketi/heketi/pkg/glusterfs/api"
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -748,5 +749,46 @@ func TestErrorsNameSettingsNotFlags(t *testing.T) {
 				t.Errorf("error names a flag: %v", err)
 			}
 		})
+	}
+}
+
+// The provisioner and the CSI controller in one process share one volume
+// service, hence one GID table: a GID is never handed out twice. (Two
+// services on one heketi learn each other's GIDs only when they build
+// their index, so concurrent creates could pick the same one.)
+func TestSharedVolumeServiceGIDs(t *testing.T) {
+	fh := fakeheketi.New()
+	hcfg := heketi.Config{URL: testURL, User: "admin", Key: "adminkey"}
+	svc := volume.New(volume.Config{Default: hcfg, Dial: func(heketi.Config) (volume.Heketi, error) { return fh, nil }})
+	p, err := New(Config{Kube: fake.NewClientset(), Heketi: hcfg, Volumes: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl, err := csi.NewController(csi.ControllerConfig{Volumes: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, _, err := p.Provision(context.Background(), provisionOpts(class("gold", nil, v1.PersistentVolumeReclaimDelete), claim("ns1", "a", "u-a", "1Gi")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := ctrl.CreateVolume(context.Background(), &csipb.CreateVolumeRequest{
+		Name:          "pvc-b",
+		CapacityRange: &csipb.CapacityRange{RequiredBytes: volume.GiB},
+		VolumeCapabilities: []*csipb.VolumeCapability{{
+			AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
+			AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := volume.ParseID(resp.GetVolume().GetVolumeId())
+	info, err := fh.VolumeInfo(context.Background(), id.Heketi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pv.Annotations[AnnGID] != "2000" || info.Gid != 2001 {
+		t.Errorf("provisioner's volume GID %s, controller's %d: want 2000 and 2001", pv.Annotations[AnnGID], info.Gid)
 	}
 }
