@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -768,27 +769,35 @@ func TestSharedVolumeServiceGIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	csiCreate := func(name string) string {
+		resp, err := ctrl.CreateVolume(context.Background(), &csipb.CreateVolumeRequest{
+			Name:          name,
+			CapacityRange: &csipb.CapacityRange{RequiredBytes: volume.GiB},
+			VolumeCapabilities: []*csipb.VolumeCapability{{
+				AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
+				AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
+			}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := volume.ParseID(resp.GetVolume().GetVolumeId())
+		info, err := fh.VolumeInfo(context.Background(), id.Heketi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strconv.FormatInt(info.Gid, 10)
+	}
+	// The controller first (its index is built then), the provisioner,
+	// the controller again: a table of its own would not know the
+	// provisioner's GID.
+	gids := []string{csiCreate("pvc-first")}
 	pv, _, err := p.Provision(context.Background(), provisionOpts(class("gold", nil, v1.PersistentVolumeReclaimDelete), claim("ns1", "a", "u-a", "1Gi")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := ctrl.CreateVolume(context.Background(), &csipb.CreateVolumeRequest{
-		Name:          "pvc-b",
-		CapacityRange: &csipb.CapacityRange{RequiredBytes: volume.GiB},
-		VolumeCapabilities: []*csipb.VolumeCapability{{
-			AccessType: &csipb.VolumeCapability_Mount{Mount: &csipb.VolumeCapability_MountVolume{}},
-			AccessMode: &csipb.VolumeCapability_AccessMode{Mode: csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := volume.ParseID(resp.GetVolume().GetVolumeId())
-	info, err := fh.VolumeInfo(context.Background(), id.Heketi)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pv.Annotations[AnnGID] != "2000" || info.Gid != 2001 {
-		t.Errorf("provisioner's volume GID %s, controller's %d: want 2000 and 2001", pv.Annotations[AnnGID], info.Gid)
+	gids = append(gids, pv.Annotations[AnnGID], csiCreate("pvc-second"))
+	if strings.Join(gids, ",") != "2000,2001,2002" {
+		t.Errorf("GIDs %v: want 2000, 2001, 2002", gids)
 	}
 }
