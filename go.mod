@@ -3,6 +3,7 @@ module github.com/glusterkube/glusterkube
 go 1.26.0
 
 require (
+	github.com/container-storage-interface/spec v1.13.0
 	github.com/form3tech-oss/jwt-go v3.2.5+incompatible
 	github.com/go-ozzo/ozzo-validation v3.6.0+incompatible
 	github.com/prometheus/client_golang v1.25.0
@@ -68,7 +69,7 @@ require (
 	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/time v0.15.0
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260825221802-da73d73af1c5 // indirect
-	google.golang.org/grpc v1.83.2 // indirect
+	google.golang.org/grpc v1.83.2
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/evanphx/json-patch.v4 v4.13.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the floor makes what in-tree PVs need: v1 Endpoints and the glusterfs source
+
 package provisioner
 
 import (
@@ -5,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
 )
@@ -37,12 +41,12 @@ func quietLogs() {
 // floorProvision is the least work that turns n claims into n Bound
 // volumes on this stack, with no provisioner: it creates the claims (of a
 // class nobody provisions) and, for each, the heketi volume (inflight at
-// once), its Service, Endpoints and a PV pre-bound to the claim, then
-// waits until the real PV controller has bound them all. What the
-// provisioner adds on top of this is its own cost; what this costs beyond
-// raw heketi is the API server's and the PV controller's share of the
-// machine.
-func floorProvision(b *testing.B, env *testenv.Env, n, inflight int) time.Duration {
+// once) and a PV pre-bound to the claim — a CSI PV, or (csiPV false) an
+// in-tree PV with its Service and Endpoints — then waits until the real PV
+// controller has bound them all. What the provisioner adds on top of this
+// is its own cost; what this costs beyond raw heketi is the API server's
+// and the PV controller's share of the machine.
+func floorProvision(b *testing.B, env *testenv.Env, n, inflight int, csiPV bool) time.Duration {
 	b.Helper()
 	hk := testenv.NewHeketi(b, testenv.HeketiOptions{})
 	hc, err := heketi.New(heketi.Config{URL: hk.URL, MaxInflight: inflight})
@@ -87,7 +91,7 @@ func floorProvision(b *testing.B, env *testenv.Env, n, inflight int) time.Durati
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := floorOne(kube, hc, ns, sc, cluster, i); err != nil {
+			if err := floorOne(kube, hc, ns, sc, cluster, i, csiPV); err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err)
 			}
@@ -107,7 +111,7 @@ func floorProvision(b *testing.B, env *testenv.Env, n, inflight int) time.Durati
 	return d
 }
 
-func floorOne(kube kubernetes.Interface, hc *heketi.Client, ns, sc, cluster string, i int) error {
+func floorOne(kube kubernetes.Interface, hc *heketi.Client, ns, sc, cluster string, i int, csiPV bool) error {
 	ctx := context.Background()
 	claim, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newClaim(ns, fmt.Sprintf("f%03d", i), sc, "1Gi"), metav1.CreateOptions{})
 	if err != nil {
@@ -121,22 +125,30 @@ func floorOne(kube kubernetes.Interface, hc *heketi.Client, ns, sc, cluster stri
 	if err != nil {
 		return err
 	}
-	ep := "glusterfs-dynamic-" + claim.Name
-	if _, err := kube.CoreV1().Services(ns).Create(ctx, &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: ep},
-		Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Ports: []v1.ServicePort{{Protocol: v1.ProtocolTCP, Port: 1}}},
-	}, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	var addrs []v1.EndpointAddress
-	for _, h := range vol.Mount.GlusterFS.Hosts {
-		addrs = append(addrs, v1.EndpointAddress{IP: h})
-	}
-	if _, err := kube.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{ //nolint:staticcheck // the glusterfs volume source reads v1 Endpoints
-		ObjectMeta: metav1.ObjectMeta{Name: ep},
-		Subsets:    []v1.EndpointSubset{{Addresses: addrs, Ports: []v1.EndpointPort{{Port: 1}}}},
-	}, metav1.CreateOptions{}); err != nil {
-		return err
+	var src v1.PersistentVolumeSource
+	if csiPV {
+		src.CSI = &v1.CSIPersistentVolumeSource{Driver: csi.DriverName, VolumeHandle: vol.Id, VolumeAttributes: map[string]string{
+			csi.ContextServers: strings.Join(vol.Mount.GlusterFS.Hosts, ","), csi.ContextVolume: vol.Name,
+		}}
+	} else {
+		ep := "glusterfs-dynamic-" + claim.Name
+		if _, err := kube.CoreV1().Services(ns).Create(ctx, &v1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: ep},
+			Spec:       v1.ServiceSpec{ClusterIP: v1.ClusterIPNone, Ports: []v1.ServicePort{{Protocol: v1.ProtocolTCP, Port: 1}}},
+		}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		var addrs []v1.EndpointAddress
+		for _, h := range vol.Mount.GlusterFS.Hosts {
+			addrs = append(addrs, v1.EndpointAddress{IP: h})
+		}
+		if _, err := kube.CoreV1().Endpoints(ns).Create(ctx, &v1.Endpoints{
+			ObjectMeta: metav1.ObjectMeta{Name: ep},
+			Subsets:    []v1.EndpointSubset{{Addresses: addrs, Ports: []v1.EndpointPort{{Port: 1}}}},
+		}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		src.Glusterfs = &v1.GlusterfsPersistentVolumeSource{EndpointsName: ep, Path: vol.Name, EndpointsNamespace: &ns}
 	}
 	_, err = kube.CoreV1().PersistentVolumes().Create(ctx, &v1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -146,9 +158,7 @@ func floorOne(kube kubernetes.Interface, hc *heketi.Client, ns, sc, cluster stri
 			PersistentVolumeReclaimPolicy: v1.PersistentVolumeReclaimRetain,
 			StorageClassName:              sc,
 			ClaimRef:                      &v1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: ns, Name: claim.Name, UID: claim.UID},
-			PersistentVolumeSource: v1.PersistentVolumeSource{Glusterfs: &v1.GlusterfsPersistentVolumeSource{ //nolint:staticcheck // what the in-tree provisioner made
-				EndpointsName: ep, Path: vol.Name, EndpointsNamespace: &ns,
-			}},
+			PersistentVolumeSource:        src,
 		},
 	}, metav1.CreateOptions{})
 	return err

@@ -8,25 +8,22 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 
-	"github.com/glusterkube/glusterkube/internal/heketi"
+	"github.com/glusterkube/glusterkube/volume"
 )
 
-// Delete removes a released PV's heketi volume (NotFound counts as done),
-// then its Service and Endpoints. It needs no StorageClass: the PV's
-// annotations say where the volume lives. PVs this provisioner did not make
-// are ignored.
+// Delete removes a released PV's heketi volume (already gone counts as
+// done), then, for an in-tree PV, its Service and Endpoints. It needs no
+// StorageClass: the PV's annotations say where the volume lives. PVs this
+// provisioner did not make are ignored.
 func (p *Provisioner) Delete(ctx context.Context, pv *v1.PersistentVolume) error {
-	id := pv.Annotations[AnnHeketiVolumeID]
-	if pv.Spec.Glusterfs == nil || id == "" {
-		return &controller.IgnoredError{Reason: fmt.Sprintf("PV %s has no heketi volume (no glusterfs source or %s annotation)", pv.Name, AnnHeketiVolumeID)}
+	id := heketiVolumeID(pv)
+	if (pv.Spec.Glusterfs == nil && !isOurCSI(pv)) || id == "" {
+		return &controller.IgnoredError{Reason: fmt.Sprintf("PV %s has no heketi volume (no glusterfs or glusterkube CSI source, or no %s annotation)", pv.Name, AnnHeketiVolumeID)}
 	}
 	if by := pv.Annotations[AnnProvisionedBy]; by != p.cfg.Name {
 		return &controller.IgnoredError{Reason: fmt.Sprintf("PV %s was provisioned by %q, not %q", pv.Name, by, p.cfg.Name)}
 	}
-	name := pv.Annotations[AnnHeketiVolumeName]
-	if name == "" {
-		name = pv.Spec.Glusterfs.Path
-	}
+	name := heketiVolumeName(pv)
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "pv", klog.KObj(pv), "heketiVolume", name, "heketiVolumeID", id)
 	ctx = klog.NewContext(ctx, logger)
 
@@ -37,34 +34,26 @@ func (p *Provisioner) Delete(ctx context.Context, pv *v1.PersistentVolume) error
 	if err != nil {
 		return err
 	}
-	h, err := p.clients.get(cr)
+	sv, err := p.vols.Server(cr)
 	if err != nil {
 		return err
 	}
-	vol, err := h.VolumeInfo(ctx, id)
-	switch {
-	case heketi.IsNotFound(err):
-		logger.V(2).Info("Heketi volume already gone")
-	case heketi.IsAdminRequired(err) || heketi.IsUnauthorized(err):
-		return adminRequired(cr, err)
-	case err != nil:
-		return fmt.Errorf("read heketi volume %s (%s) before deleting it: %w", name, id, err)
-	case vol.Name != name:
-		return fmt.Errorf("refusing to delete heketi volume %s: it is named %q but PV %s expects %q", id, vol.Name, pv.Name, name)
-	default:
-		if err := h.VolumeDelete(ctx, id); err != nil && !heketi.IsNotFound(err) {
-			if heketi.IsAdminRequired(err) || heketi.IsUnauthorized(err) {
-				return adminRequired(cr, err)
-			}
-			return fmt.Errorf("delete heketi volume %s (%s): %w", name, id, err)
+	if err := sv.Delete(ctx, id, name); err != nil {
+		return fmt.Errorf("PV %s: %w", pv.Name, err)
+	}
+	return p.deleteEndpoints(ctx, pv)
+}
+
+// heketiVolumeID is the heketi volume id a PV records: its annotation,
+// else (a CSI PV) the one in its volume handle.
+func heketiVolumeID(pv *v1.PersistentVolume) string {
+	if id := pv.Annotations[AnnHeketiVolumeID]; id != "" {
+		return id
+	}
+	if isOurCSI(pv) {
+		if id, err := volume.ParseID(pv.Spec.CSI.VolumeHandle); err == nil {
+			return id.Heketi
 		}
-		logger.V(2).Info("Deleted heketi volume")
 	}
-	p.servers.get(cr.URL).remove(name, id)
-	p.gids.Release(name)
-	p.uncertain.Delete(name)
-	if err := p.deleteEndpoints(ctx, pv); err != nil {
-		return err
-	}
-	return nil
+	return ""
 }

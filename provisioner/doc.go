@@ -1,19 +1,26 @@
-// Package provisioner is glusterkube's dynamic provisioner: one heketi
-// volume per PersistentVolumeClaim, exposed to pods through the in-tree
-// glusterfs volume source with an Endpoints and Service per claim.
+// Package provisioner is glusterkube's built-in dynamic provisioner: one
+// heketi volume per PersistentVolumeClaim. By default its PVs carry a csi
+// source for glusterkube's CSI driver (csi.DriverName) with the volume id
+// as handle and the servers and volume name as attributes, and need no
+// other API object; a class with volumesource: glusterfs gets the in-tree
+// glusterfs source with a Service and Endpoints per claim instead (for
+// clusters older than 1.26, whose kubelets still mount it).
 //
 // It plugs into sigs.k8s.io/sig-storage-lib-external-provisioner/v13, which
-// owns the informers, workqueues, retries and PV saving; this package owns
-// the two answers the library asks for (Provision and Delete), StorageClass
-// parameter parsing with the in-tree kubernetes.io/glusterfs names, GID
-// allocation, volume expansion, and the leader-elected Run that wires them.
+// owns the informers, workqueues, retries and PV saving; this package is a
+// thin adapter from claims and PVs to the heketi volume service (package
+// volume, which the CSI controller shares): the two answers the library
+// asks for (Provision and Delete), the Events on claims, the Endpoints of
+// in-tree PVs, GIDs collected from existing PVs, volume expansion (the
+// Expander) and the leader-elected Run that wires them.
 //
 // Crash safety rests on one rule: a heketi volume's name derives from the
-// claim (hence from the PV name the library will use), and Provision looks
-// the name up before it creates. A retry after a crash at any point finds
-// and reuses the volume an earlier attempt made. Uncertain outcomes (a
-// timed-out create) are reported as ProvisioningInBackground so the library
-// keeps retrying instead of forgetting a volume heketi may still make.
+// claim (hence from the PV name the library will use), and the volume
+// service looks the name up before it creates. A retry after a crash at
+// any point finds and reuses the volume an earlier attempt made. Uncertain
+// outcomes (a timed-out create) are reported as ProvisioningInBackground
+// so the library keeps retrying instead of forgetting a volume heketi may
+// still make.
 //
 // Delete never depends on the StorageClass: everything it needs (heketi
 // URL, user, Secret reference — never a key) is recorded in PV annotations.

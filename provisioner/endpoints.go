@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the in-tree glusterfs volume source reads v1 Endpoints (not EndpointSlices)
+
 package provisioner
 
 import (
@@ -72,7 +74,7 @@ func (p *Provisioner) ensureEndpoints(ctx context.Context, claim *v1.PersistentV
 		}
 		return name, nil
 	}
-	return "", fmt.Errorf("Services %v in namespace %s belong to other PersistentVolumes; delete the stale ones", names, claim.Namespace)
+	return "", fmt.Errorf("the Services %v in namespace %s belong to other PersistentVolumes; delete the stale ones", names, claim.Namespace)
 }
 
 // ensureService creates the selector-less Service that keeps the
@@ -112,7 +114,7 @@ func (p *Provisioner) ensureEndpointsObject(ctx context.Context, claim *v1.Persi
 	// Nothing reads EndpointSlices of these (mounts read the Endpoints):
 	// spare the control plane mirroring one per claim.
 	ep.Labels[discoveryv1.LabelSkipMirror] = "true"
-	client := p.cfg.Kube.CoreV1().Endpoints(claim.Namespace) //nolint:staticcheck // the glusterfs volume source reads Endpoints
+	client := p.cfg.Kube.CoreV1().Endpoints(claim.Namespace)
 	_, err := client.Create(ctx, ep, metav1.CreateOptions{FieldManager: FieldManager})
 	if err == nil {
 		return nil
@@ -125,7 +127,7 @@ func (p *Provisioner) ensureEndpointsObject(ctx context.Context, claim *v1.Persi
 		return fmt.Errorf("get Endpoints %s/%s: %w", claim.Namespace, name, err)
 	}
 	if cur.Annotations[AnnPV] != pvName {
-		return fmt.Errorf("Endpoints %s/%s belong to PV %q, not %s; delete them if stale", claim.Namespace, name, cur.Annotations[AnnPV], pvName)
+		return fmt.Errorf("the Endpoints %s/%s belong to PV %q, not %s; delete them if stale", claim.Namespace, name, cur.Annotations[AnnPV], pvName)
 	}
 	if equality.Semantic.DeepEqual(cur.Subsets, subsets) {
 		return nil
@@ -166,7 +168,7 @@ func (p *Provisioner) deleteEndpoints(ctx context.Context, pv *v1.PersistentVolu
 	} else if !apierrors.IsNotFound(err) {
 		return fmt.Errorf("get Service %s/%s: %w", ns, name, err)
 	}
-	eps := p.cfg.Kube.CoreV1().Endpoints(ns) //nolint:staticcheck // see ensureEndpointsObject
+	eps := p.cfg.Kube.CoreV1().Endpoints(ns)
 	if ep, err := eps.Get(ctx, name, metav1.GetOptions{}); err == nil {
 		if ep.Annotations[AnnPV] == pv.Name {
 			uid := ep.UID

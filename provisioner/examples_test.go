@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
 )
@@ -155,6 +156,10 @@ func TestExampleManifests(t *testing.T) {
 	for c, pv := range pvs {
 		if pv.Spec.StorageClassName != "glusterfs-delete" || pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimDelete {
 			t.Errorf("%s: class %s reclaim %s", c, pv.Spec.StorageClassName, pv.Spec.PersistentVolumeReclaimPolicy)
+		}
+		// The example classes name no volumesource: CSI PVs.
+		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != csi.DriverName || pv.Spec.CSI.VolumeHandle != pv.Annotations[AnnHeketiVolumeID] {
+			t.Errorf("%s: source %+v, want glusterkube's CSI driver", c, pv.Spec.PersistentVolumeSource)
 		}
 	}
 	lease, err := kube.CoordinationV1().Leases("glusterkube").Get(ctx, "glusterkube.io-glusterfs", metav1.GetOptions{})

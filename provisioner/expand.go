@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/heketi/heketi/pkg/glusterfs/api"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -21,12 +20,14 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
-	"github.com/glusterkube/glusterkube/internal/heketi"
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 // Expander grows the heketi volumes of bound claims whose request
-// exceeds their volume, for classes with allowVolumeExpansion. Nothing
-// else in Kubernetes resizes glusterfs PVs since the in-tree plugin went.
+// exceeds their volume, for classes with allowVolumeExpansion, for both
+// kinds of PV the provisioner makes. Nothing else in Kubernetes resizes
+// glusterfs PVs since the in-tree plugin went; CSI PVs could be grown by
+// the CSI external-resizer too, which the expander then leaves alone.
 type Expander struct {
 	p       *Provisioner
 	claims  corelisters.PersistentVolumeClaimLister
@@ -139,10 +140,17 @@ func (e *Expander) Sync(ctx context.Context, key string) error {
 	} else if err != nil {
 		return err
 	}
-	if pv.Annotations[AnnProvisionedBy] != e.p.cfg.Name || pv.Annotations[AnnHeketiVolumeID] == "" || pv.Spec.Glusterfs == nil {
+	id := heketiVolumeID(pv)
+	if pv.Annotations[AnnProvisionedBy] != e.p.cfg.Name || id == "" || (pv.Spec.Glusterfs == nil && !isOurCSI(pv)) {
 		return nil // not ours
 	}
-	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KObj(claim), "pv", klog.KObj(pv), "heketiVolume", pv.Annotations[AnnHeketiVolumeName])
+	if isOurCSI(pv) && resizerAtWork(claim) {
+		// The CSI external-resizer (with glusterkube's CSI controller) is
+		// growing this claim: leave it to it, so the two never race to
+		// add GiB to the same volume.
+		return nil
+	}
+	logger := klog.LoggerWithValues(klog.FromContext(ctx), "claim", klog.KObj(claim), "pv", klog.KObj(pv), "heketiVolume", heketiVolumeName(pv))
 	ctx = klog.NewContext(ctx, logger)
 
 	if sc := pv.Spec.StorageClassName; sc != "" {
@@ -161,42 +169,32 @@ func (e *Expander) Sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	h, err := e.p.clients.get(cr)
+	sv, err := e.p.vols.Server(cr)
 	if err != nil {
 		return err
 	}
-	id := pv.Annotations[AnnHeketiVolumeID]
-	vol, err := h.VolumeInfo(ctx, id)
+	vol, err := sv.Get(ctx, id)
 	if err != nil {
-		if heketi.IsAdminRequired(err) || heketi.IsUnauthorized(err) {
-			err = adminRequired(cr, err)
-		}
-		return fmt.Errorf("read heketi volume %s: %w", id, err)
+		return err
 	}
-	if want > vol.Size {
-		// heketi's expand adds GiB to the volume. An earlier expand that
-		// timed out may still be running and shows the old size: a second
-		// one now would grow the volume twice.
-		busy, err := expandRunning(ctx, h, id)
+	if want > vol.SizeGiB {
+		// volume.Expand reads the size again and never grows the volume
+		// twice (an earlier expansion still running is IsInFlight).
+		e.p.event(claim, v1.EventTypeNormal, ReasonResizing, fmt.Sprintf("Expanding heketi volume %s from %d to %d GiB", vol.Name, vol.SizeGiB, want))
+		out, err := sv.Expand(ctx, id, want)
 		if err != nil {
-			return fmt.Errorf("read heketi's pending operations: %w", err)
-		}
-		if busy {
-			return fmt.Errorf("an earlier expansion of heketi volume %s is still running; will look again", vol.Name)
-		}
-		e.p.event(claim, v1.EventTypeNormal, ReasonResizing, fmt.Sprintf("Expanding heketi volume %s from %d to %d GiB", vol.Name, vol.Size, want))
-		out, err := h.VolumeExpand(ctx, id, &api.VolumeExpandRequest{Size: want - vol.Size})
-		if err != nil {
-			e.p.event(claim, v1.EventTypeWarning, ReasonResizeFailed, fmt.Sprintf("Expanding heketi volume %s: %v", vol.Name, err))
-			return fmt.Errorf("expand heketi volume %s by %d GiB: %w", id, want-vol.Size, err)
+			if !volume.IsInFlight(err) {
+				e.p.event(claim, v1.EventTypeWarning, ReasonResizeFailed, fmt.Sprintf("Expanding heketi volume %s: %v", vol.Name, err))
+			}
+			return err
 		}
 		vol = out
-		logger.V(2).Info("Expanded heketi volume", "sizeGiB", vol.Size)
+		logger.V(2).Info("Expanded heketi volume", "sizeGiB", vol.SizeGiB)
 	}
-	if have.Cmp(*resource.NewQuantity(int64(vol.Size)*giB, resource.BinarySI)) == 0 {
+	size := *resource.NewQuantity(vol.SizeBytes(), resource.BinarySI)
+	if have.Cmp(size) == 0 {
 		return nil
 	}
-	size := *resource.NewQuantity(int64(vol.Size)*giB, resource.BinarySI)
 	if cur := pv.Spec.Capacity[v1.ResourceStorage]; cur.Cmp(size) != 0 {
 		patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"capacity": map[string]any{"storage": size.String()}}})
 		if _, err := e.p.cfg.Kube.CoreV1().PersistentVolumes().Patch(ctx, pv.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
@@ -207,44 +205,17 @@ func (e *Expander) Sync(ctx context.Context, key string) error {
 	if _, err := e.p.cfg.Kube.CoreV1().PersistentVolumeClaims(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
 		return fmt.Errorf("record size %s in claim status: %w", size.String(), err)
 	}
-	e.p.event(claim, v1.EventTypeNormal, ReasonResized, fmt.Sprintf("Heketi volume %s is now %d GiB", vol.Name, vol.Size))
+	e.p.event(claim, v1.EventTypeNormal, ReasonResized, fmt.Sprintf("Heketi volume %s is now %d GiB", vol.Name, vol.SizeGiB))
 	return nil
 }
 
-// pendingOperations is heketi's view of operations still in progress.
-type pendingOperations interface {
-	PendingOperationList(ctx context.Context) (*api.PendingOperationListResponse, error)
-	PendingOperationDetails(ctx context.Context, id string) (*api.PendingOperationDetails, error)
-}
-
-// expandRunning reports whether heketi is still running an expansion of
-// the volume: a pending operation with status "" (new; sub-status
-// "in-flight" while heketi works on it). A failed or stale (heketi
-// restarted) expansion did not change the size and does not count.
-func expandRunning(ctx context.Context, h Heketi, volumeID string) (bool, error) {
-	po, ok := h.(pendingOperations)
-	if !ok {
-		return false, nil
-	}
-	list, err := po.PendingOperationList(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, op := range list.PendingOperations {
-		if op.TypeName != "expand-volume" || (op.Status != "" && op.SubStatus != "in-flight") {
-			continue
-		}
-		d, err := po.PendingOperationDetails(ctx, op.Id)
-		if heketi.IsNotFound(err) {
-			continue // finished meanwhile
-		} else if err != nil {
-			return false, err
-		}
-		for _, c := range d.Changes {
-			if c.Id == volumeID {
-				return true, nil
-			}
+// resizerAtWork reports that the CSI external-resizer has taken the claim
+// on (it sets the Resizing condition; glusterkube's expander sets none).
+func resizerAtWork(claim *v1.PersistentVolumeClaim) bool {
+	for _, c := range claim.Status.Conditions {
+		if c.Type == v1.PersistentVolumeClaimResizing && c.Status == v1.ConditionTrue {
+			return true
 		}
 	}
-	return false, nil
+	return false
 }

@@ -10,13 +10,15 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
+
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 // expandFixture provisions a 1 GiB volume and binds it to a claim that
 // now asks for size.
-func expandFixture(t *testing.T, size string, expandable bool) (*fixture, *Expander, *v1.PersistentVolume) {
+func expandFixture(t *testing.T, size string, expandable bool, source string) (*fixture, *Expander, *v1.PersistentVolume) {
 	t.Helper()
-	sc := class("gold", nil, v1.PersistentVolumeReclaimDelete)
+	sc := class("gold", map[string]string{volume.ParamVolumeSource: source}, v1.PersistentVolumeReclaimDelete)
 	sc.AllowVolumeExpansion = &expandable
 	c := claim("ns1", "data", "u-grow", "1Gi")
 	f := newFixture(t)
@@ -74,35 +76,37 @@ func TestExpanderSync(t *testing.T) {
 		{"already grown before a crash: no second expand", "3Gi", true, 2, 3, 0, ReasonResized},
 		{"class without allowVolumeExpansion", "3Gi", false, 0, 1, 0, ReasonResizeFailed},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f, e, pv := expandFixture(t, tt.size, tt.expandable)
-			id := pv.Annotations[AnnHeketiVolumeID]
-			f.heketi.vols[id].Size += tt.preExpanded
-			if err := e.Sync(context.Background(), "ns1/data"); err != nil {
-				t.Fatal(err)
-			}
-			if got := f.heketi.vols[id].Size; got != tt.wantGiB {
-				t.Errorf("heketi size %d, want %d", got, tt.wantGiB)
-			}
-			if got := f.heketi.count("volume_expand"); got != tt.wantExpands {
-				t.Errorf("%d expands, want %d", got, tt.wantExpands)
-			}
-			want := resource.MustParse(strings.TrimSuffix(resource.NewQuantity(int64(tt.wantGiB)<<30, resource.BinarySI).String(), ""))
-			cur, _ := f.kube.CoreV1().PersistentVolumes().Get(context.Background(), pv.Name, metav1.GetOptions{})
-			if got := cur.Spec.Capacity[v1.ResourceStorage]; got.Cmp(want) != 0 {
-				t.Errorf("PV capacity %s, want %s", got.String(), want.String())
-			}
-			cl, _ := f.kube.CoreV1().PersistentVolumeClaims("ns1").Get(context.Background(), "data", metav1.GetOptions{})
-			if tt.expandable {
-				if got := cl.Status.Capacity[v1.ResourceStorage]; got.Cmp(want) != 0 {
-					t.Errorf("claim capacity %s, want %s", got.String(), want.String())
+	for _, source := range []string{volume.VolumeSourceCSI, volume.VolumeSourceGlusterfs} {
+		for _, tt := range tests {
+			t.Run(source+"/"+tt.name, func(t *testing.T) {
+				f, e, pv := expandFixture(t, tt.size, tt.expandable, source)
+				id := pv.Annotations[AnnHeketiVolumeID]
+				f.heketi.SetSize(id, f.heketi.Size(id)+tt.preExpanded)
+				if err := e.Sync(context.Background(), "ns1/data"); err != nil {
+					t.Fatal(err)
 				}
-			}
-			if !strings.Contains(strings.Join(f.events(), "\n"), tt.wantEvent) {
-				t.Errorf("no %s event", tt.wantEvent)
-			}
-		})
+				if got := f.heketi.Size(id); got != tt.wantGiB {
+					t.Errorf("heketi size %d, want %d", got, tt.wantGiB)
+				}
+				if got := f.heketi.Count("volume_expand"); got != tt.wantExpands {
+					t.Errorf("%d expands, want %d", got, tt.wantExpands)
+				}
+				want := resource.MustParse(strings.TrimSuffix(resource.NewQuantity(int64(tt.wantGiB)<<30, resource.BinarySI).String(), ""))
+				cur, _ := f.kube.CoreV1().PersistentVolumes().Get(context.Background(), pv.Name, metav1.GetOptions{})
+				if got := cur.Spec.Capacity[v1.ResourceStorage]; got.Cmp(want) != 0 {
+					t.Errorf("PV capacity %s, want %s", got.String(), want.String())
+				}
+				cl, _ := f.kube.CoreV1().PersistentVolumeClaims("ns1").Get(context.Background(), "data", metav1.GetOptions{})
+				if tt.expandable {
+					if got := cl.Status.Capacity[v1.ResourceStorage]; got.Cmp(want) != 0 {
+						t.Errorf("claim capacity %s, want %s", got.String(), want.String())
+					}
+				}
+				if !strings.Contains(strings.Join(f.events(), "\n"), tt.wantEvent) {
+					t.Errorf("no %s event", tt.wantEvent)
+				}
+			})
+		}
 	}
 }
 
@@ -110,7 +114,7 @@ func TestExpanderSync(t *testing.T) {
 // its old size: the expander waits for it instead of growing the volume
 // twice, and a failed one does not block it.
 func TestExpanderWaitsForRunningExpansion(t *testing.T) {
-	f, e, pv := expandFixture(t, "3Gi", true)
+	f, e, pv := expandFixture(t, "3Gi", true, volume.VolumeSourceCSI)
 	id := pv.Annotations[AnnHeketiVolumeID]
 	op := func(status, sub string) map[string]*api.PendingOperationDetails {
 		return map[string]*api.PendingOperationDetails{"op1": {
@@ -118,20 +122,20 @@ func TestExpanderWaitsForRunningExpansion(t *testing.T) {
 			Changes:              []api.PendingChangeInfo{{Id: "brick1", Description: "Add brick"}, {Id: id, Description: "Expand volume"}},
 		}}
 	}
-	f.heketi.pending = op("", "in-flight") // heketi's "new" status is empty
+	f.heketi.Pending = op("", "in-flight") // heketi's "new" status is empty
 	err := e.Sync(context.Background(), "ns1/data")
 	if err == nil || !strings.Contains(err.Error(), "still running") {
 		t.Fatalf("with an expansion running: %v", err)
 	}
-	if n := f.heketi.count("volume_expand"); n != 0 {
+	if n := f.heketi.Count("volume_expand"); n != 0 {
 		t.Fatalf("%d expands while one runs", n)
 	}
 	// The earlier one failed: heketi keeps it as failed, the size is unchanged.
-	f.heketi.pending = op("failed", "")
+	f.heketi.Pending = op("failed", "")
 	if err := e.Sync(context.Background(), "ns1/data"); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.heketi.vols[id].Size; got != 3 || f.heketi.count("volume_expand") != 1 {
-		t.Fatalf("size %d after %d expands, want 3 after 1", got, f.heketi.count("volume_expand"))
+	if got := f.heketi.Size(id); got != 3 || f.heketi.Count("volume_expand") != 1 {
+		t.Fatalf("size %d after %d expands, want 3 after 1", got, f.heketi.Count("volume_expand"))
 	}
 }

@@ -2,15 +2,14 @@ package provisioner
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	"github.com/heketi/heketi/pkg/glusterfs/api"
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
@@ -28,54 +28,12 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, testenv.Options{Kube: true, Heketi: true}))
 }
 
-// hostSeq gives every heketi test cluster its own storage IPs: heketi
-// wants hostnames unique per server.
-var hostSeq atomic.Int32
-
-// heketiCluster creates a cluster of three nodes with one device each and
-// returns its id.
-func heketiCluster(t testing.TB, h *heketi.Client) string {
-	t.Helper()
-	ctx := context.Background()
-	cl, err := h.ClusterCreate(ctx, &api.ClusterCreateRequest{ClusterFlags: api.ClusterFlags{File: true, Block: true}})
-	if err != nil {
-		t.Fatalf("heketi cluster: %v", err)
-	}
-	n := hostSeq.Add(1)
-	for i := 1; i <= 3; i++ {
-		ip := fmt.Sprintf("10.%d.%d.%d", 100+n/250, n%250, i)
-		req := &api.NodeAddRequest{Zone: i, ClusterId: cl.Id}
-		req.Hostnames.Manage = []string{ip}
-		req.Hostnames.Storage = []string{ip}
-		node, err := h.NodeAdd(ctx, req)
-		if err != nil {
-			t.Fatalf("heketi node %s: %v", ip, err)
-		}
-		for _, dev := range []string{"/dev/sdb", "/dev/sdc"} {
-			d := &api.DeviceAddRequest{NodeId: node.Id}
-			d.Name = dev
-			if err := h.DeviceAdd(ctx, d); err != nil {
-				t.Fatalf("heketi device %s on %s: %v", dev, ip, err)
-			}
-		}
-	}
-	return cl.Id
-}
+// heketiCluster creates a heketi test cluster (testenv.HeketiCluster).
+func heketiCluster(t testing.TB, h *heketi.Client) string { return testenv.HeketiCluster(t, h) }
 
 // clusterVolumes returns the volumes of one heketi cluster.
 func clusterVolumes(t testing.TB, h *heketi.Client, cluster string) []api.VolumeInfoResponse {
-	t.Helper()
-	topo, err := h.TopologyInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range topo.ClusterList {
-		if c.Id == cluster {
-			return c.Volumes
-		}
-	}
-	t.Fatalf("heketi cluster %s not found", cluster)
-	return nil
+	return testenv.ClusterVolumes(t, h, cluster)
 }
 
 // fastClient is a clientset without client-go's default 5 QPS.
@@ -121,6 +79,50 @@ type running struct {
 	done   chan struct{}
 	// metrics is the /metrics URL when served.
 	metrics string
+	// logs are the provisioner's log lines, when recorded.
+	logs *logLines
+}
+
+// logLines records what a provisioner logs, up to V(5): where the provision
+// library says what it decided about each volume ("shouldDelete is false:
+// ..."), so a test can wait for the library to have looked at a volume
+// instead of sleeping.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) add(prefix, args string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, prefix+" "+args)
+}
+
+// has reports whether a line holds every one of parts.
+func (l *logLines) has(parts ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, line := range l.lines {
+		all := true
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// provOptions are startProvisionerWith's extras.
+type provOptions struct {
+	// metrics serves /metrics on a free port.
+	metrics bool
+	// logs records the provisioner's logs (running.logs).
+	logs bool
 }
 
 func (r *running) stop() {
@@ -132,6 +134,12 @@ func (r *running) stop() {
 // test's own, so tests never take each other's claims.
 func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.Config, mutate func(*Config), serveMetrics ...bool) *running {
 	t.Helper()
+	return startProvisionerWith(t, env, name, hcfg, mutate, provOptions{metrics: len(serveMetrics) > 0 && serveMetrics[0]})
+}
+
+// startProvisionerWith is startProvisioner with extras.
+func startProvisionerWith(t testing.TB, env *testenv.Env, name string, hcfg heketi.Config, mutate func(*Config), o provOptions) *running {
+	t.Helper()
 	calls := &callCounter{}
 	m := heketi.NewMetrics("glusterkube")
 	hcfg.Observe = func(op string, d time.Duration, err error) {
@@ -139,7 +147,7 @@ func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.C
 		m.Observe(op, d, err)
 	}
 	addr := ""
-	if len(serveMetrics) > 0 && serveMetrics[0] {
+	if o.metrics {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -160,6 +168,10 @@ func startProvisioner(t testing.TB, env *testenv.Env, name string, hcfg heketi.C
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: p, name: name, calls: calls, cancel: cancel, done: make(chan struct{})}
+	if o.logs {
+		r.logs = &logLines{}
+		ctx = klog.NewContext(ctx, funcr.New(r.logs.add, funcr.Options{Verbosity: 5}))
+	}
 	if addr != "" {
 		r.metrics = "http://" + addr + "/metrics"
 	}

@@ -13,14 +13,18 @@ import (
 	"github.com/heketi/heketi/pkg/glusterfs/api"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 func heketiClient(t testing.TB, url, user, key string) *heketi.Client {
@@ -62,20 +66,99 @@ func statefulSet(ns, name, class string, replicas int32) *appsv1.StatefulSet {
 	}
 }
 
-// A StatefulSet's three claims get three replica-3 heketi volumes with
-// distinct GIDs, bound by the real PV controller; deleting the claims of
-// a Delete class removes the volumes, Endpoints and PVs.
+// volumeSources are the two kinds of PV the provisioner makes: CSI PVs
+// (the default, no parameter) and in-tree glusterfs PVs.
+var volumeSources = []struct{ name, param string }{
+	{"csi", ""},
+	{"glusterfs", volume.VolumeSourceGlusterfs},
+}
+
+// withSource adds volumesource to a class's parameters when set.
+func withSource(params map[string]string, source string) map[string]string {
+	if source != "" {
+		params[volume.ParamVolumeSource] = source
+	}
+	return params
+}
+
+// checkPVSource checks a PV's source against its heketi volume: CSI PVs
+// name glusterkube's driver, the volume id as handle (on the default
+// server: heketi's id) and the servers and volume name, with no Endpoints
+// or Service; in-tree PVs name the volume through the claim's Endpoints
+// and headless Service.
+func checkPVSource(t *testing.T, kube kubernetes.Interface, ns, claim, source string, pv *v1.PersistentVolume, vol api.VolumeInfoResponse) {
+	t.Helper()
+	ctx := context.Background()
+	ep, epErr := kube.CoreV1().Endpoints(ns).Get(ctx, "glusterfs-dynamic-"+claim, metav1.GetOptions{})
+	svc, svcErr := kube.CoreV1().Services(ns).Get(ctx, "glusterfs-dynamic-"+claim, metav1.GetOptions{})
+	if source == volume.VolumeSourceGlusterfs {
+		if pv.Spec.Glusterfs == nil || pv.Spec.Glusterfs.Path != vol.Name || pv.Spec.CSI != nil {
+			t.Errorf("PV %s: source %+v, want glusterfs path %s", pv.Name, pv.Spec.PersistentVolumeSource, vol.Name)
+		}
+		if epErr != nil || len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 3 {
+			t.Errorf("endpoints for %s: %v %v", claim, ep, epErr)
+		}
+		if svcErr != nil || svc.Spec.ClusterIP != v1.ClusterIPNone {
+			t.Errorf("service for %s: %v (want headless)", claim, svcErr)
+		}
+		return
+	}
+	cs := pv.Spec.CSI
+	if cs == nil || pv.Spec.Glusterfs != nil {
+		t.Fatalf("PV %s: source %+v, want csi", pv.Name, pv.Spec.PersistentVolumeSource)
+	}
+	servers := strings.Split(cs.VolumeAttributes[csi.ContextServers], ",")
+	if cs.Driver != csi.DriverName || cs.VolumeHandle != vol.Id || cs.FSType != "" || cs.VolumeAttributes[csi.ContextVolume] != vol.Name || len(servers) != 3 {
+		t.Errorf("PV %s: csi source %+v for heketi volume %s (%s)", pv.Name, cs, vol.Name, vol.Id)
+	}
+	for _, m := range pv.Spec.MountOptions {
+		if strings.Contains(m, "backup-volfile-servers") {
+			t.Errorf("PV %s mount options %v: the node adds backup-volfile-servers itself", pv.Name, pv.Spec.MountOptions)
+		}
+	}
+	if !apierrors.IsNotFound(epErr) || !apierrors.IsNotFound(svcErr) {
+		t.Errorf("a CSI PV's claim %s got Endpoints (%v) or a Service (%v)", claim, epErr, svcErr)
+	}
+}
+
+// ensureCSIDriver registers glusterkube's CSIDriver as an install does
+// (no attach: GlusterFS volumes are mounted, not attached), so the
+// attach-detach controller does not wait for an attacher for CSI PVs. It
+// stays for the control plane's life.
+func ensureCSIDriver(t *testing.T, kube kubernetes.Interface) {
+	t.Helper()
+	_, err := kube.StorageV1().CSIDrivers().Create(context.Background(), &storagev1.CSIDriver{
+		ObjectMeta: metav1.ObjectMeta{Name: csi.DriverName},
+		Spec:       storagev1.CSIDriverSpec{AttachRequired: ptr.To(false), PodInfoOnMount: ptr.To(false)},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// The seeds' StatefulSet: its three claims (volumeClaimTemplates on a
+// Delete class) get three replica-3 heketi volumes with distinct GIDs, as
+// CSI PVs (and, by the class parameter, in-tree PVs) bound by the real PV
+// controller; its pods run; deleting the claims removes the volumes, the
+// PVs and (in-tree) the Endpoints and Services.
 func TestStatefulSetDeleteClass(t *testing.T) {
+	for _, src := range volumeSources {
+		t.Run(src.name, func(t *testing.T) { testStatefulSetDeleteClass(t, src.param) })
+	}
+}
+
+func testStatefulSetDeleteClass(t *testing.T, source string) {
 	env := testenv.Get(t)
 	ns := env.Namespace(t)
 	h := heketiClient(t, env.Heketi.URL, "", "")
 	cluster := heketiCluster(t, h)
 	r := startProvisioner(t, env, provName(ns), heketi.Config{URL: env.Heketi.URL}, nil, true)
 	kube := env.Client
+	ensureCSIDriver(t, kube)
 	sc := ns + "-delete"
-	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimDelete, map[string]string{
+	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimDelete, withSource(map[string]string{
 		"clusterid": cluster, "volumetype": "replicate:3", "gidMin": "40000", "gidMax": "40100",
-	}))
+	}, source)))
 	ctx := context.Background()
 	if _, err := kube.AppsV1().StatefulSets(ns).Create(ctx, statefulSet(ns, "web", sc, 3), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -108,16 +191,10 @@ func TestStatefulSetDeleteClass(t *testing.T) {
 			t.Errorf("GID %s given twice", pv.Annotations[AnnGID])
 		}
 		gids[pv.Annotations[AnnGID]] = true
-		if pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimDelete || pv.Spec.Glusterfs.Path != v.Name {
-			t.Errorf("PV %s: reclaim %s path %s", pv.Name, pv.Spec.PersistentVolumeReclaimPolicy, pv.Spec.Glusterfs.Path)
+		if pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimDelete || pv.Annotations[AnnHeketiVolumeName] != v.Name || pv.Annotations[AnnHeketiURL] != env.Heketi.URL {
+			t.Errorf("PV %s: reclaim %s annotations %v", pv.Name, pv.Spec.PersistentVolumeReclaimPolicy, pv.Annotations)
 		}
-		ep, err := kube.CoreV1().Endpoints(ns).Get(ctx, "glusterfs-dynamic-"+c, metav1.GetOptions{})
-		if err != nil || len(ep.Subsets) != 1 || len(ep.Subsets[0].Addresses) != 3 {
-			t.Errorf("endpoints for %s: %v %v", c, ep, err)
-		}
-		if svc, err := kube.CoreV1().Services(ns).Get(ctx, "glusterfs-dynamic-"+c, metav1.GetOptions{}); err != nil || svc.Spec.ClusterIP != v1.ClusterIPNone {
-			t.Errorf("service for %s: %v (want headless)", c, err)
-		}
+		checkPVSource(t, kube, ns, c, source, pv, v)
 	}
 	// Metrics: the library's and the heketi calls'.
 	resp, err := http.Get(r.metrics)
@@ -164,18 +241,24 @@ func TestStatefulSetDeleteClass(t *testing.T) {
 	}
 }
 
-// A Retain class keeps the heketi volume, the PV (Released) and the
-// Endpoints after the claim goes.
+// A Retain class keeps the heketi volume, the PV (Released) and, for
+// in-tree PVs, the Endpoints after the claim goes.
 func TestRetainClassKeepsVolume(t *testing.T) {
+	for _, src := range volumeSources {
+		t.Run(src.name, func(t *testing.T) { testRetainClassKeepsVolume(t, src.param) })
+	}
+}
+
+func testRetainClassKeepsVolume(t *testing.T, source string) {
 	env := testenv.Get(t)
 	ns := env.Namespace(t)
 	h := heketiClient(t, env.Heketi.URL, "", "")
 	cluster := heketiCluster(t, h)
-	r := startProvisioner(t, env, provName(ns), heketi.Config{URL: env.Heketi.URL}, nil)
+	r := startProvisionerWith(t, env, provName(ns), heketi.Config{URL: env.Heketi.URL}, nil, provOptions{logs: true})
 	kube := env.Client
 	ctx := context.Background()
 	sc := ns + "-retain"
-	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimRetain, map[string]string{"clusterid": cluster, "volumetype": "replicate:2"}))
+	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimRetain, withSource(map[string]string{"clusterid": cluster, "volumetype": "replicate:2"}, source)))
 	modes := []v1.PersistentVolumeAccessMode{v1.ReadWriteMany}
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newClaim(ns, "keep", sc, "2Gi", modes...), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -194,15 +277,16 @@ func TestRetainClassKeepsVolume(t *testing.T) {
 		cur, err := kube.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
 		return err == nil && cur.Status.Phase == v1.VolumeReleased, err
 	})
-	// Give the provisioner a chance to (wrongly) act, then check all is kept.
-	time.Sleep(2 * time.Second)
+	// Wait until the provision library has looked at the Released PV and
+	// decided (its own log line), then check that all is kept.
+	eventually(t, time.Minute, "the library skipped the Released PV", func(context.Context) (bool, error) {
+		return r.logs.has("shouldDelete is false: volume does not have Delete reclaim policy", pv.Name), nil
+	})
 	vols := clusterVolumes(t, h, cluster)
 	if len(vols) != 1 || vols[0].Id != pv.Annotations[AnnHeketiVolumeID] || vols[0].Durability.Replicate.Replica != 2 {
 		t.Fatalf("heketi volumes after release: %+v", vols)
 	}
-	if _, err := kube.CoreV1().Endpoints(ns).Get(ctx, "glusterfs-dynamic-keep", metav1.GetOptions{}); err != nil {
-		t.Errorf("endpoints: %v", err)
-	}
+	checkPVSource(t, kube, ns, "keep", source, pv, vols[0])
 	if r.calls.get("volume_delete") != 0 {
 		t.Errorf("provisioner called volume_delete %d times", r.calls.get("volume_delete"))
 	}
@@ -230,6 +314,7 @@ func TestBadParametersEvent(t *testing.T) {
 		{"options", map[string]string{"volumeoptions": "justakey"}, "parameter volumeoptions"},
 		{"prefix", map[string]string{"volumenameprefix": "a_b"}, "parameter volumenameprefix"},
 		{"epprefix", map[string]string{"customepnameprefix": "UPPER"}, "parameter customepnameprefix"},
+		{"source", map[string]string{"volumesource": "nfs"}, "parameter volumesource"},
 		{"secret", map[string]string{"secretName": "x"}, "secretNamespace and secretName"},
 	}
 	for _, c := range cases {
@@ -241,7 +326,9 @@ func TestBadParametersEvent(t *testing.T) {
 	for _, c := range cases {
 		eventually(t, time.Minute, "Warning Event for "+c.name, func(context.Context) (bool, error) {
 			for _, e := range claimEvents(t, kube, ns, c.name) {
-				if e.Type == v1.EventTypeWarning && strings.Contains(e.Message, c.want) && strings.Contains(e.Message, "valid form") || strings.Contains(e.Message, c.want) && c.name == "secret" {
+				// Every case is a Warning naming the parameter; all but
+				// "secret" (a rule about two parameters) give the valid form.
+				if e.Type == v1.EventTypeWarning && strings.Contains(e.Message, c.want) && (strings.Contains(e.Message, "valid form") || c.name == "secret") {
 					return true, nil
 				}
 			}
@@ -384,9 +471,16 @@ func TestGIDsUniqueUnderConcurrency(t *testing.T) {
 	}
 }
 
-// Growing a claim of an expandable class grows its heketi volume, the PV
-// and the claim's status; the API server refuses shrinking.
+// Growing a claim of an expandable class grows its heketi volume once,
+// the PV and the claim's status, for both kinds of PV; the API server
+// refuses shrinking.
 func TestExpansion(t *testing.T) {
+	for _, src := range volumeSources {
+		t.Run(src.name, func(t *testing.T) { testExpansion(t, src.param) })
+	}
+}
+
+func testExpansion(t *testing.T, source string) {
 	env := testenv.Get(t)
 	ns := env.Namespace(t)
 	h := heketiClient(t, env.Heketi.URL, "", "")
@@ -395,11 +489,14 @@ func TestExpansion(t *testing.T) {
 	kube := env.Client
 	ctx := context.Background()
 	sc := ns + "-grow"
-	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimDelete, map[string]string{"clusterid": cluster}))
+	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimDelete, withSource(map[string]string{"clusterid": cluster}, source)))
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Create(ctx, newClaim(ns, "grow", sc, "1Gi"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pv := waitBound(t, kube, ns, []string{"grow"}, time.Minute)["grow"]
+	if (pv.Spec.CSI != nil) != (source == "") {
+		t.Fatalf("PV source %+v for volumesource %q", pv.Spec.PersistentVolumeSource, source)
+	}
 	patch := []byte(`{"spec":{"resources":{"requests":{"storage":"3Gi"}}}}`)
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Patch(ctx, "grow", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
@@ -431,7 +528,6 @@ func TestExpansion(t *testing.T) {
 	if _, err := kube.CoreV1().PersistentVolumeClaims(ns).Patch(ctx, "grow", types.MergePatchType, shrink, metav1.PatchOptions{}); err == nil {
 		t.Error("the API server accepted a shrink")
 	}
-	_ = ptr.To(1)
 }
 
 // With heketi's 'user' key the provisioner refuses before creating (the

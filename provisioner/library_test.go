@@ -69,19 +69,19 @@ func TestLibraryDeletesVolumeWhenPVCannotBeSaved(t *testing.T) {
 	})
 	runLibrary(t, f, controller.CreateProvisionedPVInterval(10*time.Millisecond), controller.CreateProvisionedPVRetryCount(3))
 	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return f.heketi.count("volume_create") == 1 && f.heketi.count("volume_delete") == 1, nil
+		return f.heketi.Count("volume_create") == 1 && f.heketi.Count("volume_delete") == 1, nil
 	})
 	if err != nil {
-		t.Fatalf("creates %d deletes %d", f.heketi.count("volume_create"), f.heketi.count("volume_delete"))
+		t.Fatalf("creates %d deletes %d", f.heketi.Count("volume_create"), f.heketi.Count("volume_delete"))
 	}
-	if n := len(f.heketi.volumeNames()); n != 0 {
+	if n := len(f.heketi.VolumeNames()); n != 0 {
 		t.Errorf("%d heketi volumes leaked", n)
 	}
 	if _, err := f.kube.CoreV1().Endpoints("ns1").Get(context.Background(), "glusterfs-dynamic-data", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("endpoints left: %v", err)
 	}
 	// The GID came back.
-	if _, held := f.p.gids.Owner(2000); held {
+	if _, held := f.p.vols.GIDOwner(2000); held {
 		t.Error("GID 2000 still held")
 	}
 }

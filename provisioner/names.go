@@ -5,32 +5,18 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/glusterkube/glusterkube/volume"
 )
 
-const (
-	// defaultEPPrefix is the in-tree provisioner's Endpoints/Service prefix.
-	defaultEPPrefix = "glusterfs-dynamic"
-	// volumePrefix names volumes of classes without volumenameprefix.
-	volumePrefix = "vol_"
-	// maxVolumeNameLen stays below glusterd's volume name limit.
-	maxVolumeNameLen = 100
-)
+// defaultEPPrefix is the in-tree provisioner's Endpoints/Service prefix.
+const defaultEPPrefix = "glusterfs-dynamic"
 
-// VolumeName is the heketi volume name for a claim. It is deterministic, so
-// a retry after a crash finds the volume an earlier attempt created.
-// With a prefix it is <prefix>_<namespace>_<claim>_<short-uid>; without,
-// vol_<pv name>.
+// VolumeName is the heketi volume name for a claim (volume.Name). It is
+// deterministic, so a retry after a crash finds the volume an earlier
+// attempt created.
 func VolumeName(prefix string, claim *v1.PersistentVolumeClaim, pvName string) string {
-	if prefix == "" {
-		return volumePrefix + sanitizeVolumeName(pvName)
-	}
-	suffix := "_" + shortUID(claim)
-	head := prefix + "_" + sanitizeVolumeName(claim.Namespace) + "_"
-	name := sanitizeVolumeName(claim.Name)
-	if room := maxVolumeNameLen - len(head) - len(suffix); len(name) > room {
-		name = name[:max(room, 0)]
-	}
-	return head + name + suffix
+	return volume.Name(prefix, claim.Namespace, claim.Name, string(claim.UID), pvName)
 }
 
 // EndpointsName is the Endpoints and Service name for a claim:
@@ -78,20 +64,4 @@ func AlternateEndpointsName(prefix string, claim *v1.PersistentVolumeClaim) stri
 	return base + suffix
 }
 
-func shortUID(claim *v1.PersistentVolumeClaim) string {
-	u := strings.ReplaceAll(string(claim.UID), "-", "")
-	if len(u) > 8 {
-		u = u[:8]
-	}
-	return strings.ToLower(u)
-}
-
-// sanitizeVolumeName keeps what heketi accepts in names: [a-zA-Z0-9_-].
-func sanitizeVolumeName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
-			return r
-		}
-		return '-'
-	}, s)
-}
+func shortUID(claim *v1.PersistentVolumeClaim) string { return volume.ShortUID(string(claim.UID)) }

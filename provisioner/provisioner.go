@@ -14,7 +14,9 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 
+	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/heketi"
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 // DefaultName is the provisioner name StorageClasses put in provisioner:.
@@ -27,11 +29,16 @@ type Config struct {
 	// Kube is the cluster.
 	Kube kubernetes.Interface
 	// Heketi is the base heketi client configuration: timeouts, inflight
-	// cap, metrics hook, and the server and credentials used when a class
-	// names none (the --heketi-* flags).
+	// cap, metrics hook, and the default server and credentials, used when
+	// a class names none.
 	Heketi heketi.Config
-	// Dial builds heketi clients; nil means DialHeketi.
-	Dial Dialer
+	// Dial builds heketi clients; nil means volume.DialHeketi.
+	Dial volume.Dialer
+	// Volumes, when set, is the volume service to use (e.g. one shared
+	// with the CSI controller in the same process, so that the two share
+	// one GID table); Heketi still gives the default server's URL and
+	// credentials for PVs' records, Dial is ignored.
+	Volumes *volume.Service
 	// Recorder records glusterkube's own Events; nil records none.
 	Recorder record.EventRecorder
 	// AfterVolumeCreate, when set, runs right after heketi created a
@@ -41,18 +48,14 @@ type Config struct {
 }
 
 // Provisioner creates and deletes heketi volumes for the library's
-// ProvisionController.
+// ProvisionController: a thin adapter from claims and PVs to the volume
+// service.
 type Provisioner struct {
-	cfg     Config
-	clients *clients
-	servers servers
-	gids    *gidTable
+	cfg  Config
+	vols *volume.Service
 
 	gidMu    sync.Mutex
 	gidBuilt bool
-
-	// uncertain holds volume names whose create had an unknown outcome.
-	uncertain sync.Map
 }
 
 var (
@@ -75,14 +78,11 @@ func New(cfg Config) (*Provisioner, error) {
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
 	}
-	if cfg.Dial == nil {
-		cfg.Dial = DialHeketi
+	vols := cfg.Volumes
+	if vols == nil {
+		vols = volume.New(volume.Config{Default: cfg.Heketi, Dial: cfg.Dial})
 	}
-	return &Provisioner{
-		cfg:     cfg,
-		clients: &clients{base: cfg.Heketi, dial: cfg.Dial},
-		gids:    newGIDTable(),
-	}, nil
+	return &Provisioner{cfg: cfg, vols: vols}, nil
 }
 
 // Name returns the provisioner name.
@@ -112,7 +112,7 @@ func (p *Provisioner) ensureGIDs(ctx context.Context) error {
 			klog.FromContext(ctx).Info("Ignoring unparsable GID annotation", "pv", klog.KObj(pv), "gid", s)
 			continue
 		}
-		p.gids.Reserve(gidOwner(pv), gid)
+		p.vols.ReserveGID(gidOwner(pv), gid)
 		n++
 	}
 	p.gidBuilt = true
@@ -122,32 +122,34 @@ func (p *Provisioner) ensureGIDs(ctx context.Context) error {
 
 // gidOwner names who holds a PV's GID: its heketi volume name when known.
 func gidOwner(pv *v1.PersistentVolume) string {
+	if n := heketiVolumeName(pv); n != "" {
+		return n
+	}
+	return "pv/" + pv.Name
+}
+
+// heketiVolumeName is the heketi volume name a PV records: its annotation,
+// else the glusterfs path or the CSI volume attribute.
+func heketiVolumeName(pv *v1.PersistentVolume) string {
 	if n := pv.Annotations[AnnHeketiVolumeName]; n != "" {
 		return n
 	}
-	if pv.Spec.Glusterfs != nil && pv.Spec.Glusterfs.Path != "" {
+	if pv.Spec.Glusterfs != nil {
 		return pv.Spec.Glusterfs.Path
 	}
-	return "pv/" + pv.Name
+	if isOurCSI(pv) {
+		return pv.Spec.CSI.VolumeAttributes[csi.ContextVolume]
+	}
+	return ""
+}
+
+// isOurCSI reports a PV with a csi source of glusterkube's CSI driver.
+func isOurCSI(pv *v1.PersistentVolume) bool {
+	return pv.Spec.CSI != nil && pv.Spec.CSI.Driver == csi.DriverName
 }
 
 func (p *Provisioner) event(obj *v1.PersistentVolumeClaim, typ, reason, msg string) {
 	if p.cfg.Recorder != nil && obj != nil {
 		p.cfg.Recorder.Event(obj, typ, reason, msg)
 	}
-}
-
-func (p *Provisioner) eventPV(obj *v1.PersistentVolume, typ, reason, msg string) {
-	if p.cfg.Recorder != nil && obj != nil {
-		p.cfg.Recorder.Event(obj, typ, reason, msg)
-	}
-}
-
-// adminRequired turns heketi's "Administrator access required" into an
-// error saying what to do.
-func adminRequired(cr creds, err error) error {
-	if heketi.IsUnauthorized(err) {
-		return fmt.Errorf("heketi %s rejected the credentials of user %q (%w): check the key in the Secret or --heketi-key-file", cr.URL, cr.User, err)
-	}
-	return fmt.Errorf("heketi %s refused user %q (%w): glusterkube needs heketi's admin user, because the 'user' account may create volumes but not read or delete them (they would leak); set restuser: admin with its key in the Secret, or run the provisioner with the admin key", cr.URL, cr.User, err)
 }

@@ -1,15 +1,16 @@
 package provisioner
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
-	"github.com/heketi/heketi/pkg/glusterfs/api"
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/glusterkube/glusterkube/csi"
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 // PV annotations. The in-tree names are kept where in-tree had one, so
@@ -47,33 +48,51 @@ const (
 	LabelProvisionedForPVC = "gluster.kubernetes.io/provisioned-for-pvc"
 
 	description = "glusterkube: dynamically provisioned GlusterFS volume"
-	giB         = int64(1) << 30
+	giB         = volume.GiB
 )
 
 // roundUpGiB is the claim's request in whole GiB (heketi's unit), at least 1.
 func roundUpGiB(q resource.Quantity) (int, error) {
-	b := q.Value()
-	if b <= 0 {
-		return 1, nil
+	return volume.SizeGiB(q.Value())
+}
+
+// glusterfsSource is the in-tree source: the volume through the claim's
+// Endpoints.
+func glusterfsSource(claim *v1.PersistentVolumeClaim, epName string, vol *volume.Volume) v1.PersistentVolumeSource {
+	ns := claim.Namespace
+	return v1.PersistentVolumeSource{
+		Glusterfs: &v1.GlusterfsPersistentVolumeSource{
+			EndpointsName:      epName,
+			EndpointsNamespace: &ns,
+			Path:               vol.Name,
+		},
 	}
-	g := (b + giB - 1) / giB
-	if g > int64(^uint32(0)>>1) {
-		return 0, fmt.Errorf("requested size %s is too large", q.String())
+}
+
+// csiSource is the source for glusterkube's CSI driver: the volume id as
+// handle, the servers and the volume name as attributes (csi.VolumeContext),
+// no fsType (GlusterFS is mounted, not formatted).
+func csiSource(handle string, vol *volume.Volume) v1.PersistentVolumeSource {
+	return v1.PersistentVolumeSource{
+		CSI: &v1.CSIPersistentVolumeSource{
+			Driver:           csi.DriverName,
+			VolumeHandle:     handle,
+			VolumeAttributes: csi.VolumeContext(vol),
+		},
 	}
-	return int(g), nil
 }
 
 // buildPV mirrors the claim: its access modes and the class's reclaim
-// policy and mount options (plus backup-volfile-servers), with what Delete
-// needs recorded in annotations.
-func buildPV(pvName string, class *storagev1.StorageClass, claim *v1.PersistentVolumeClaim, vol *api.VolumeInfoResponse, cr creds, epName string, hosts []string) *v1.PersistentVolume {
+// policy and mount options, with src as the source and what Delete needs
+// recorded in annotations.
+func buildPV(pvName string, class *storagev1.StorageClass, claim *v1.PersistentVolumeClaim, vol *volume.Volume, cr volume.Credentials, src v1.PersistentVolumeSource, mountOpts []string) *v1.PersistentVolume {
 	reclaim := v1.PersistentVolumeReclaimDelete
 	if class.ReclaimPolicy != nil {
 		reclaim = *class.ReclaimPolicy
 	}
 	ann := map[string]string{
-		AnnGID:              strconv.FormatInt(vol.Gid, 10),
-		AnnHeketiVolumeID:   vol.Id,
+		AnnGID:              strconv.FormatInt(vol.GID, 10),
+		AnnHeketiVolumeID:   vol.ID,
 		AnnHeketiVolumeName: vol.Name,
 		AnnHeketiCluster:    vol.Cluster,
 		AnnHeketiURL:        cr.URL,
@@ -83,11 +102,10 @@ func buildPV(pvName string, class *storagev1.StorageClass, claim *v1.PersistentV
 	if cr.User != "" {
 		ann[AnnHeketiUser] = cr.User
 	}
-	if ref := cr.secretRef(); ref != "" {
+	if ref := cr.SecretRef(); ref != "" {
 		ann[AnnHeketiSecret] = ref
 	}
 	mode := v1.PersistentVolumeFilesystem
-	ns := claim.Namespace
 	return &v1.PersistentVolume{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        pvName,
@@ -98,24 +116,19 @@ func buildPV(pvName string, class *storagev1.StorageClass, claim *v1.PersistentV
 			PersistentVolumeReclaimPolicy: reclaim,
 			AccessModes:                   append([]v1.PersistentVolumeAccessMode(nil), claim.Spec.AccessModes...),
 			Capacity: v1.ResourceList{
-				v1.ResourceStorage: *resource.NewQuantity(int64(vol.Size)*giB, resource.BinarySI),
+				v1.ResourceStorage: *resource.NewQuantity(vol.SizeBytes(), resource.BinarySI),
 			},
-			MountOptions: mountOptions(class.MountOptions, hosts),
-			VolumeMode:   &mode,
-			PersistentVolumeSource: v1.PersistentVolumeSource{
-				Glusterfs: &v1.GlusterfsPersistentVolumeSource{
-					EndpointsName:      epName,
-					EndpointsNamespace: &ns,
-					Path:               vol.Name,
-				},
-			},
+			MountOptions:           mountOpts,
+			VolumeMode:             &mode,
+			PersistentVolumeSource: src,
 		},
 	}
 }
 
 // mountOptions is the class's options plus backup-volfile-servers (every
 // storage host but the first, ':'-separated as mount.glusterfs wants),
-// unless the class sets it itself.
+// unless the class sets it itself. Only in-tree PVs get it: for CSI PVs
+// the node server adds it from the servers in the volume context.
 func mountOptions(classOpts []string, hosts []string) []string {
 	out := append([]string(nil), classOpts...)
 	for _, o := range out {

@@ -314,6 +314,13 @@ func (c *Client) VolumeDelete(ctx context.Context, id string) error {
 	return c.Do(ctx, "volume_delete", func(h *client.Client) error { return h.VolumeDelete(id) })
 }
 
+// VolumeClone makes a copy of a volume (a snapshot clone: it shares the
+// source's bricks' devices, size, durability and GID) named req.Name.
+func (c *Client) VolumeClone(ctx context.Context, id string, req *api.VolumeCloneRequest) (out *api.VolumeInfoResponse, err error) {
+	err = c.Do(ctx, "volume_clone", func(h *client.Client) (e error) { out, e = h.VolumeClone(id, req); return })
+	return
+}
+
 // VolumeExpand grows a volume by req.Size GiB.
 func (c *Client) VolumeExpand(ctx context.Context, id string, req *api.VolumeExpandRequest) (out *api.VolumeInfoResponse, err error) {
 	err = c.Do(ctx, "volume_expand", func(h *client.Client) (e error) { out, e = h.VolumeExpand(id, req); return })

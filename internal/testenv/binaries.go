@@ -30,7 +30,7 @@ type component struct {
 }
 
 var components = []component{
-	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi, recipe: "4"},
+	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi, recipe: "4+mock-clone"}, // the mock executor clones (heketi_mockclone.go)
 	{module: "kube", bins: []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"}, build: buildKube, recipe: "5"},
 	{module: "kwok", bins: []string{"kwok", "kwok-stages"}, build: buildKwok, recipe: "4"},
 }
@@ -249,7 +249,8 @@ func buildHeketi(ctx context.Context, modDir, outDir string) error {
 	// heketi listens on ":port" (every interface) and has no option for
 	// the address. Test servers must listen on 127.0.0.1 only, so the build
 	// compiles a copy of heketi's main.go whose listener takes its host from
-	// $HEKETI_BIND_ADDRESS. Nothing else of heketi changes.
+	// $HEKETI_BIND_ADDRESS. (The mock executor is patched too, for clones:
+	// heketi_mockclone.go.)
 	src, err := moduleDir(ctx, modDir, "github.com/heketi/heketi")
 	if err != nil {
 		return err
@@ -271,7 +272,16 @@ func buildHeketi(ctx context.Context, modDir, outDir string) error {
 	if err := os.WriteFile(filepath.Join(srvDir, "main.go"), []byte(patched), 0o644); err != nil {
 		return err
 	}
-	if err := goBuild(ctx, modDir, nil, "-o", filepath.Join(outDir, "heketi"), "./server"); err != nil {
+	tmp, err := os.MkdirTemp("", "glusterkube-heketi-build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	modfile, err := heketiModfile(modDir, src, tmp)
+	if err != nil {
+		return err
+	}
+	if err := goBuild(ctx, modDir, nil, "-modfile", modfile, "-o", filepath.Join(outDir, "heketi"), "./server"); err != nil {
 		return err
 	}
 	return goBuild(ctx, modDir, nil, "-o", filepath.Join(outDir, "heketi-cli"), "github.com/heketi/heketi/client/cli/go")

@@ -1,4 +1,4 @@
-package provisioner
+package volume
 
 import (
 	"fmt"
@@ -30,7 +30,25 @@ const (
 	ParamVolumeNamePrefix   = "volumenameprefix"
 	ParamSnapFactor         = "snapfactor"
 	ParamCustomEPNamePrefix = "customepnameprefix"
+	// ParamVolumeSource is glusterkube's own: the kind of PV the built-in
+	// provisioner makes (VolumeSourceCSI or VolumeSourceGlusterfs).
+	ParamVolumeSource = "volumesource"
 )
+
+// Values of ParamVolumeSource.
+const (
+	// VolumeSourceCSI: PVs with a csi source for the glusterkube CSI
+	// driver (the default; kubelets from 1.26 on mount only these).
+	VolumeSourceCSI = "csi"
+	// VolumeSourceGlusterfs: PVs with the in-tree glusterfs source and a
+	// Service and Endpoints per claim, for clusters older than 1.26.
+	VolumeSourceGlusterfs = "glusterfs"
+)
+
+// csiParamPrefix marks the keys the CSI external-provisioner adds to a
+// class's parameters (secret references, claim metadata); they are not
+// glusterkube's and are skipped.
+const csiParamPrefix = "csi.storage.k8s.io/"
 
 // Defaults and limits of the parameters.
 const (
@@ -40,6 +58,9 @@ const (
 	DefaultSnapFactor = 1.0
 	// maxPrefixLen keeps derived names within gluster's and DNS limits.
 	maxPrefixLen = 32
+	// maxURLLen keeps a volume id that carries the URL within CSI's 128
+	// bytes (see ID).
+	maxURLLen = MaxIDLen - heketiIDLen - len(idSeparator)
 )
 
 // SecretType is the type the Secret named by secretName must have.
@@ -53,7 +74,7 @@ var (
 		ParamRESTURL, ParamRESTAuthEnabled, ParamRESTUser, ParamRESTUserKey,
 		ParamSecretNamespace, ParamSecretName, ParamClusterID, ParamGIDMin,
 		ParamGIDMax, ParamVolumeType, ParamVolumeOptions, ParamVolumeNamePrefix,
-		ParamSnapFactor, ParamCustomEPNamePrefix,
+		ParamSnapFactor, ParamCustomEPNamePrefix, ParamVolumeSource,
 	}
 	heketiIDRe     = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	namePrefixRe   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9-]*$`)
@@ -62,11 +83,11 @@ var (
 
 // ClassConfig is a parsed StorageClass.
 type ClassConfig struct {
-	// URL of heketi; empty means the provisioner's --heketi-url.
+	// URL of heketi; empty means the default heketi server.
 	URL string
 	// AuthEnabled is restauthenabled, nil when not given.
 	AuthEnabled *bool
-	// User is restuser; empty means the provisioner's --heketi-user.
+	// User is restuser; empty means the default server's user.
 	User string
 	// UserKey is the deprecated inline restuserkey. It is never logged nor
 	// written to a PV.
@@ -87,6 +108,9 @@ type ClassConfig struct {
 	SnapFactor float32
 	// EPNamePrefix is customepnameprefix.
 	EPNamePrefix string
+	// VolumeSource is volumesource: VolumeSourceCSI (default) or
+	// VolumeSourceGlusterfs.
+	VolumeSource string
 	// Deprecated lists parameters that work but should be replaced, with
 	// what to use instead.
 	Deprecated []string
@@ -99,10 +123,16 @@ type ParamError struct {
 }
 
 func (e *ParamError) Error() string {
-	if e.Param == "" {
-		return fmt.Sprintf("StorageClass %q: %s", e.Class, e.Problem)
+	class := "StorageClass"
+	if e.Class != "" {
+		// CSI calls do not name the class: the message then reads
+		// "StorageClass parameter ...", otherwise the same.
+		class = fmt.Sprintf("StorageClass %q", e.Class)
 	}
-	msg := fmt.Sprintf("StorageClass %q parameter %s=%q: %s", e.Class, e.Param, e.Value, e.Problem)
+	if e.Param == "" {
+		return fmt.Sprintf("%s: %s", class, e.Problem)
+	}
+	msg := fmt.Sprintf("%s parameter %s=%q: %s", class, e.Param, e.Value, e.Problem)
 	if e.Want != "" {
 		msg += "; valid form: " + e.Want
 	}
@@ -111,12 +141,15 @@ func (e *ParamError) Error() string {
 
 // ParseClass parses a StorageClass's parameters strictly: an unknown key or
 // a malformed value is an error naming the parameter and its valid form.
+// Keys under csi.storage.k8s.io/ (added by the CSI external-provisioner)
+// are skipped.
 func ParseClass(class string, params map[string]string) (*ClassConfig, error) {
 	cfg := &ClassConfig{
-		GIDMin:     DefaultGIDMin,
-		GIDMax:     DefaultGIDMax,
-		Durability: api.VolumeDurabilityInfo{Type: api.DurabilityReplicate, Replicate: api.ReplicaDurability{Replica: DefaultReplica}},
-		SnapFactor: DefaultSnapFactor,
+		GIDMin:       DefaultGIDMin,
+		GIDMax:       DefaultGIDMax,
+		Durability:   api.VolumeDurabilityInfo{Type: api.DurabilityReplicate, Replicate: api.ReplicaDurability{Replica: DefaultReplica}},
+		SnapFactor:   DefaultSnapFactor,
+		VolumeSource: VolumeSourceCSI,
 	}
 	bad := func(param, value, problem, want string) error {
 		return &ParamError{Class: class, Param: param, Value: value, Problem: problem, Want: want}
@@ -129,6 +162,9 @@ func ParseClass(class string, params map[string]string) (*ClassConfig, error) {
 	seen := map[string]string{}
 	for _, key := range keys {
 		v := params[key]
+		if strings.HasPrefix(strings.ToLower(key), csiParamPrefix) {
+			continue
+		}
 		name, ok := canonicalParam(key)
 		if !ok {
 			return nil, &ParamError{Class: class, Param: key, Value: v, Problem: "unknown parameter",
@@ -141,8 +177,11 @@ func ParseClass(class string, params map[string]string) (*ClassConfig, error) {
 		switch name {
 		case ParamRESTURL:
 			u, err := url.Parse(v)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 				return nil, bad(key, v, "not an http(s) URL", "http://heketi.example:8080")
+			}
+			if len(strings.TrimRight(v, "/")) > maxURLLen {
+				return nil, bad(key, v, fmt.Sprintf("longer than %d bytes, the most a CSI volume id can carry", maxURLLen), "a shorter URL for the same server, e.g. http://heketi.glusterfs:8080")
 			}
 			cfg.URL = strings.TrimRight(v, "/")
 		case ParamRESTAuthEnabled:
@@ -220,6 +259,13 @@ func ParseClass(class string, params map[string]string) (*ClassConfig, error) {
 				return nil, bad(key, v, "not a valid Endpoints/Service name prefix", fmt.Sprintf("a DNS-1035 label (lowercase letters, digits, '-'; starts with a letter), at most %d characters", maxPrefixLen))
 			}
 			cfg.EPNamePrefix = v
+		case ParamVolumeSource:
+			switch strings.ToLower(v) {
+			case VolumeSourceCSI, VolumeSourceGlusterfs:
+				cfg.VolumeSource = strings.ToLower(v)
+			default:
+				return nil, bad(key, v, "not a volume source", fmt.Sprintf("%q (CSI PVs, Kubernetes 1.26 and later) or %q (in-tree glusterfs PVs, clusters older than 1.26)", VolumeSourceCSI, VolumeSourceGlusterfs))
+			}
 		}
 	}
 	if (cfg.SecretName == "") != (cfg.SecretNamespace == "") {

@@ -1,4 +1,4 @@
-package provisioner
+package volume
 
 import (
 	"strings"
@@ -58,6 +58,19 @@ func TestParseClassValid(t *testing.T) {
 				t.Errorf("%+v", c.Durability)
 			}
 		}},
+		{"volume source defaults to csi", nil, func(t *testing.T, c *ClassConfig) {
+			if c.VolumeSource != VolumeSourceCSI {
+				t.Errorf("volumesource %q", c.VolumeSource)
+			}
+		}},
+		{"in-tree volume source", map[string]string{"volumesource": "GlusterFS"}, func(t *testing.T, c *ClassConfig) {
+			if c.VolumeSource != VolumeSourceGlusterfs {
+				t.Errorf("volumesource %q", c.VolumeSource)
+			}
+		}},
+		{"the CSI external-provisioner's keys are skipped", map[string]string{
+			"csi.storage.k8s.io/provisioner-secret-name": "s", "csi.storage.k8s.io/pvc/name": "data", "CSI.storage.k8s.io/fstype": "x",
+		}, func(t *testing.T, c *ClassConfig) {}},
 		{"restuserkey works but is deprecated", map[string]string{"restuser": "admin", "restuserkey": "s3cret"}, func(t *testing.T, c *ClassConfig) {
 			if c.UserKey != "s3cret" || len(c.Deprecated) != 1 || strings.Contains(c.Deprecated[0], "s3cret") {
 				t.Errorf("key %q deprecated %q", c.UserKey, c.Deprecated)
@@ -103,6 +116,9 @@ func TestParseClassInvalid(t *testing.T) {
 		{"secret name without namespace", map[string]string{"secretName": "s"}, []string{"secretNamespace and secretName"}},
 		{"secret and inline key", map[string]string{"secretName": "s", "secretNamespace": "n", "restuserkey": "k"}, []string{"drop restuserkey"}},
 		{"auth off with credentials", map[string]string{"restauthenabled": "false", "restuser": "admin"}, []string{"restauthenabled"}},
+		{"unknown volume source", map[string]string{"volumesource": "nfs"}, []string{"volumesource", `"csi"`, `"glusterfs"`}},
+		{"URL with a user", map[string]string{"resturl": "http://admin@heketi:8080"}, []string{"resturl", "not an http(s) URL"}},
+		{"a key that only looks like the CSI prefix", map[string]string{"csi.storage.k8s.io": "x"}, []string{"unknown parameter"}},
 		{"same key twice", map[string]string{"resturl": "http://a:1", "RESTURL": "http://b:1"}, []string{"given twice"}},
 	}
 	for _, tt := range tests {

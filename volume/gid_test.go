@@ -1,4 +1,4 @@
-package provisioner
+package volume
 
 import (
 	"errors"
@@ -35,8 +35,10 @@ func TestGIDTable(t *testing.T) {
 		t.Errorf("after release: %d %v", c, err)
 	}
 	if g.Reserve("other", 2002) {
-		t.Error("reserved a GID held by another owner")
+		t.Error("Reserve says 2002 was free; b holds it")
 	}
+	// A clone shares its source's GID: the GID stays taken until both go.
+	g.Release("other")
 	// A class whose range moved gives the owner a GID in the new range.
 	d, _ := g.Allocate("silver", "b", 3000, 3010)
 	if d != 3000 {
@@ -44,6 +46,26 @@ func TestGIDTable(t *testing.T) {
 	}
 	if o, ok := g.Owner(2002); ok {
 		t.Errorf("2002 still held by %s", o)
+	}
+}
+
+// heketi gives a clone its source's GID: the GID is free again only when
+// both volumes are gone.
+func TestGIDTableSharedByClone(t *testing.T) {
+	g := newGIDTable()
+	if !g.Reserve("source", 2000) {
+		t.Fatal("reserve 2000")
+	}
+	if g.Reserve("clone", 2000) {
+		t.Error("Reserve says 2000 was free; source holds it")
+	}
+	g.Release("source")
+	if gid, _ := g.Allocate("gold", "new", 2000, 2001); gid != 2001 {
+		t.Errorf("with the clone still holding 2000 a new volume got %d", gid)
+	}
+	g.Release("clone")
+	if gid, _ := g.Allocate("gold", "newer", 2000, 2001); gid != 2000 {
+		t.Errorf("after both are gone a new volume got %d, want 2000", gid)
 	}
 }
 

@@ -1,4 +1,4 @@
-package provisioner
+package volume
 
 import (
 	"context"
@@ -16,14 +16,14 @@ type volumeRef struct {
 	GID         int64
 }
 
-// server is the provisioner's view of one heketi server: its volumes by
-// name and its nodes' storage hosts. It is built from heketi's clusters,
+// index is the service's view of one heketi server: its volumes by name
+// and its nodes' storage hosts. It is built from heketi's clusters,
 // volumes and nodes the first time the server is used (so after a restart
-// the provisioner knows every volume an earlier run created) and kept
-// current as volumes are created and deleted. Heketi has no lookup by name, and names are unique
-// per cluster only, so this index is what makes a create idempotent across
-// clusters without reading every volume per claim.
-type server struct {
+// the service knows every volume an earlier run created) and kept current
+// as volumes are created and deleted. Heketi has no lookup by name, and
+// names are unique per cluster only, so this index is what makes a create
+// idempotent across clusters without reading every volume per request.
+type index struct {
 	url string
 
 	mu       sync.Mutex
@@ -32,10 +32,15 @@ type server struct {
 	byName   map[string][]volumeRef
 	hosts    map[string]string // node id -> storage host
 	clusters []string          // in heketi's order, which is its placement order
+
+	// uncertain holds names whose create (or clone) had an unknown
+	// outcome: until the volume is found, a definite failure of a later
+	// attempt does not mean that no volume exists.
+	uncertain sync.Map
 }
 
 // ensure builds the index if needed. Concurrent callers wait for one build.
-func (s *server) ensure(ctx context.Context, h Heketi, gids *gidTable) error {
+func (s *index) ensure(ctx context.Context, h Heketi, gids *gidTable) error {
 	for {
 		s.mu.Lock()
 		if s.built {
@@ -72,7 +77,7 @@ const indexParallel = 8
 // build reads every cluster, volume and node. heketi has no bulk read (the
 // go-client's TopologyInfo is the same calls, one after another), so the
 // per-volume reads run in parallel.
-func (s *server) build(ctx context.Context, h Heketi, gids *gidTable) error {
+func (s *index) build(ctx context.Context, h Heketi, gids *gidTable) error {
 	fail := func(err error) error { return fmt.Errorf("list volumes of heketi %s: %w", s.url, err) }
 	cl, err := h.ClusterList(ctx)
 	if err != nil {
@@ -171,20 +176,20 @@ func forEach(ctx context.Context, ids []string, fn func(context.Context, string)
 
 // invalidate makes the next ensure rebuild the index, e.g. after a create
 // whose outcome is unknown.
-func (s *server) invalidate() {
+func (s *index) invalidate() {
 	s.mu.Lock()
 	s.built = false
 	s.mu.Unlock()
 }
 
 // clusterIDs returns heketi's clusters as of the last build.
-func (s *server) clusterIDs() []string {
+func (s *index) clusterIDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.clusters...)
 }
 
-func (s *server) lookup(name string) (volumeRef, bool) {
+func (s *index) lookup(name string) (volumeRef, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	refs := s.byName[name]
@@ -194,7 +199,7 @@ func (s *server) lookup(name string) (volumeRef, bool) {
 	return refs[0], true
 }
 
-func (s *server) add(name string, ref volumeRef) {
+func (s *index) add(name string, ref volumeRef) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.byName == nil {
@@ -208,7 +213,7 @@ func (s *server) add(name string, ref volumeRef) {
 	s.byName[name] = append(s.byName[name], ref)
 }
 
-func (s *server) remove(name, id string) {
+func (s *index) remove(name, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	refs := s.byName[name]
@@ -225,30 +230,52 @@ func (s *server) remove(name, id string) {
 	}
 }
 
+// nameOf returns the name of the volume with heketi id id, if indexed.
+func (s *index) nameOf(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, refs := range s.byName {
+		for _, r := range refs {
+			if r.ID == id {
+				return name
+			}
+		}
+	}
+	return ""
+}
+
 // storageHost returns a node's storage host, if known.
-func (s *server) storageHost(nodeID string) (string, bool) {
+func (s *index) storageHost(nodeID string) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h, ok := s.hosts[nodeID]
 	return h, ok
 }
 
-// servers holds one server per heketi URL.
-type servers struct {
+// indexes holds one index per heketi URL.
+type indexes struct {
 	mu sync.Mutex
-	m  map[string]*server
+	m  map[string]*index
 }
 
-func (ss *servers) get(url string) *server {
+func (ss *indexes) get(url string) *index {
+	url = trimSlash(url)
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.m == nil {
-		ss.m = map[string]*server{}
+		ss.m = map[string]*index{}
 	}
 	s, ok := ss.m[url]
 	if !ok {
-		s = &server{url: url}
+		s = &index{url: url}
 		ss.m[url] = s
 	}
 	return s
+}
+
+// isUncertain reports whether an earlier create of name had an unknown
+// outcome.
+func (s *index) isUncertain(name string) bool {
+	_, ok := s.uncertain.Load(name)
+	return ok
 }
