@@ -133,4 +133,3 @@ func trimMessage(err error) string {
 	}
 	return s
 }
-
