@@ -155,6 +155,7 @@ func (l *Local) Mount(ctx context.Context, req MountRequest) error {
 		return runCommand(func() error { return l.m.Mount(req.Source, req.Target, req.FSType, req.Options) })
 	})
 	if err == nil {
+		release()
 		logger.V(2).Info("Mounted", "options", req.Options, "duration", time.Since(start))
 		return nil
 	}
@@ -220,6 +221,9 @@ func mountError(err error, req MountRequest, logFile string, logStart int64) err
 	}
 	logErrs := clientLogErrors(logFile, logStart)
 	code := Failed
+	if strings.Contains(msg, "Invalid option") {
+		code = Invalid // mount.glusterfs does not know a mount option
+	}
 	if strings.Contains(logErrs, "failed to fetch volume file") || strings.Contains(logErrs, "failed to get the 'volume file'") {
 		code = NotFound
 	}
