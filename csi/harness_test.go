@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,10 @@ import (
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
@@ -174,21 +178,60 @@ func publishRequest(volumeID, volume, servers, target string, flags ...string) *
 	}
 }
 
-func (n *node) publish(ctx context.Context, req *csipb.NodePublishVolumeRequest) {
-	n.t.Helper()
-	if err := os.MkdirAll(filepath.Dir(req.TargetPath), 0o750); err != nil { // the kubelet makes the parent
-		n.t.Fatal(err)
+// publish publishes as the kubelet does: it makes the target's parent and
+// retries while the plugin answers Aborted (another operation, such as a
+// background heal, holds the target).
+func (n *node) publish(t testing.TB, ctx context.Context, req *csipb.NodePublishVolumeRequest) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(req.TargetPath), 0o750); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := n.Node.NodePublishVolume(ctx, req); err != nil {
-		n.t.Fatalf("NodePublishVolume %s: %v", req.TargetPath, err)
+	if err := retryAborted(func() error { _, err := n.Node.NodePublishVolume(ctx, req); return err }); err != nil {
+		t.Fatalf("NodePublishVolume %s: %v", req.TargetPath, err)
 	}
 }
 
-func (n *node) unpublish(ctx context.Context, volumeID, target string) {
-	n.t.Helper()
-	if _, err := n.Node.NodeUnpublishVolume(ctx, &csipb.NodeUnpublishVolumeRequest{VolumeId: volumeID, TargetPath: target}); err != nil {
-		n.t.Fatalf("NodeUnpublishVolume %s: %v", target, err)
+func (n *node) unpublish(t testing.TB, ctx context.Context, volumeID, target string) {
+	t.Helper()
+	req := &csipb.NodeUnpublishVolumeRequest{VolumeId: volumeID, TargetPath: target}
+	if err := retryAborted(func() error { _, err := n.Node.NodeUnpublishVolume(ctx, req); return err }); err != nil {
+		t.Fatalf("NodeUnpublishVolume %s: %v", target, err)
 	}
+}
+
+func retryAborted(f func() error) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := f()
+		if status.Code(err) != codes.Aborted || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// nsKubeconfig writes a kubeconfig of the test's API server that works
+// from glusterd's network namespace (where the plugin runs), through a
+// forwarder.
+func nsKubeconfig(t testing.TB, env *testenv.Env, g *testenv.Glusterd, dir string) string {
+	t.Helper()
+	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range kc.Clusters {
+		u, err := url.Parse(c.Server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Host = g.ForwardFromNetNS(t, u.Host)
+		c.Server = u.String()
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // mountsUnder returns the mount points at or under dir, in this process's

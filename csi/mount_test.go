@@ -41,7 +41,7 @@ func TestRealMountPublish(t *testing.T) {
 	target := n.target("pod-a", "pv-a")
 	// The primary is repeated in the list: it must reach glusterfs once.
 	req := publishRequest(volID, "vol_"+volID, "127.0.0.1, 127.0.0.2,127.0.0.1,127.0.0.3", target)
-	n.publish(ctx, req)
+	n.publish(t, ctx, req)
 
 	clients := clientProcs(target)
 	if len(clients) == 0 {
@@ -75,7 +75,7 @@ func TestRealMountPublish(t *testing.T) {
 	}
 
 	// Again: a success that mounts nothing more.
-	n.publish(ctx, req)
+	n.publish(t, ctx, req)
 	if m := mountsUnder(target); len(m) != 1 {
 		t.Errorf("after a second publish %d mounts at %s, want 1", len(m), target)
 	}
@@ -119,7 +119,7 @@ func TestRealMountPublish(t *testing.T) {
 		t.Errorf("health of a good mount: %v %v, want no condition", health, err)
 	}
 
-	n.unpublish(ctx, volID, target)
+	n.unpublish(t, ctx, volID, target)
 	if m := mountsUnder(target); len(m) != 0 {
 		t.Errorf("mounts left after unpublish: %v", m)
 	}
@@ -127,7 +127,7 @@ func TestRealMountPublish(t *testing.T) {
 	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("target after unpublish: %v, want it removed", err)
 	}
-	n.unpublish(ctx, volID, target) // nothing there: still a success
+	n.unpublish(t, ctx, volID, target) // nothing there: still a success
 	if _, err := n.Node.NodeGetVolumeStats(ctx, &csipb.NodeGetVolumeStatsRequest{VolumeId: volID, VolumePath: target}); status.Code(err) != codes.NotFound {
 		t.Errorf("stats of an unpublished path: %v, want NotFound", err)
 	}
@@ -157,7 +157,7 @@ func TestRealMountReadOnly(t *testing.T) {
 	target := n.target("pod-ro", "pv-ro")
 	req := publishRequest("ro-id", "ro", "127.0.0.1", target)
 	req.Readonly = true
-	n.publish(ctx, req)
+	n.publish(t, ctx, req)
 	err := os.WriteFile(filepath.Join(target, "x"), []byte("x"), 0o644)
 	if !errors.Is(err, syscall.EROFS) {
 		t.Errorf("write to a read-only publish: %v, want EROFS", err)
@@ -167,7 +167,7 @@ func TestRealMountReadOnly(t *testing.T) {
 	if _, err := n.Node.NodePublishVolume(ctx, req); status.Code(err) != codes.AlreadyExists {
 		t.Errorf("read-write publish over a read-only one: %v, want AlreadyExists", err)
 	}
-	n.unpublish(ctx, "ro-id", target)
+	n.unpublish(t, ctx, "ro-id", target)
 	waitNoClient(t, target)
 }
 
