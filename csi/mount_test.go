@@ -3,9 +3,11 @@ package csi_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -219,4 +221,57 @@ func TestRealMountBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRealMountHungServer: a volfile server that accepts and never answers
+// hangs the mount. The plugin ends it at its time-out — the mount's
+// processes killed, nothing left mounted — answers DeadlineExceeded, and
+// the target is free again: the next publish (to a server that answers)
+// mounts.
+func TestRealMountHungServer(t *testing.T) {
+	g := testenv.NewGlusterd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := g.CreateHeketiVolume(ctx, "hung"); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := g.ListenInNetNS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accept, read, never answer
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { b := make([]byte, 4096); _, _ = c.Read(b); <-ctx.Done(); c.Close() }()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	n := newNode(t, g)
+	n.startPlugin("--mount-timeout=3s")
+	target := n.target("pod-hung", "pv-hung")
+	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = n.Node.NodePublishVolume(ctx, publishRequest("hung-id", "hung", "127.0.0.1", target, "server-port="+strconv.Itoa(port)))
+	took := time.Since(start)
+	t.Logf("hung publish: %v after %v", err, took.Round(time.Millisecond))
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "processes were killed") {
+		t.Fatalf("publish to a hung server: %v, want DeadlineExceeded", err)
+	}
+	if took > 15*time.Second {
+		t.Errorf("the hung publish took %v, want about the 3s time-out", took)
+	}
+	waitNoClient(t, target)
+	if m := mountsUnder(target); len(m) != 0 {
+		t.Errorf("mounts left by the hung mount: %v", m)
+	}
+	n.publish(t, ctx, publishRequest("hung-id", "hung", "127.0.0.1", target))
+	n.unpublish(t, ctx, "hung-id", target)
+	waitNoClient(t, target)
 }

@@ -58,6 +58,13 @@ func listenInNetNS(nsPath, addr string) (net.Listener, error) {
 	return r.ln, r.err
 }
 
+// ListenInNetNS listens on addr (e.g. "127.0.0.1:0") in glusterd's
+// network namespace: a server the processes there reach (or, in a test, a
+// server that never answers). The caller closes it.
+func (g *Glusterd) ListenInNetNS(addr string) (net.Listener, error) {
+	return listenInNetNS(g.NetNS(), addr)
+}
+
 // ForwardFromNetNS makes hostAddr (a server of the test on the host's
 // loopback, e.g. the API server) reachable from glusterd's network
 // namespace: it returns an address on that namespace's loopback that
