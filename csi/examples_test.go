@@ -113,8 +113,8 @@ func TestExampleManifests(t *testing.T) {
 	// RBAC, asked of the API server as the ServiceAccounts.
 	can := func(sa, ns, verb, group, resource, sub, name string) bool {
 		sar, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User:   "system:serviceaccount:glusterkube:" + sa,
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:glusterkube", "system:authenticated"},
+			User:               "system:serviceaccount:glusterkube:" + sa,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:glusterkube", "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: group, Resource: resource, Subresource: sub, Name: name},
 		}}, metav1.CreateOptions{})
 		if err != nil {

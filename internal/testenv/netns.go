@@ -128,4 +128,3 @@ func (g *Glusterd) ForwardFromNetNS(t testing.TB, hostAddr string) string {
 	}()
 	return ln.Addr().String()
 }
-

@@ -295,4 +295,3 @@ func mounterCommand() *Command {
 		},
 	}
 }
-
