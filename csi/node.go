@@ -100,7 +100,10 @@ func (n *nodeServer) NodePublishVolume(ctx context.Context, req *csipb.NodePubli
 
 	opts := mountOptions(p, n.cfg.LogDir)
 	readOnly := slices.Contains(opts, "ro")
-	rec := record{VolumeID: p.VolumeID, Target: p.Target, Source: p.source(), Volume: p.Volume, Options: opts, Pod: p.Pod, Published: time.Now().UTC()}
+	rec := record{VolumeID: p.VolumeID, Target: p.Target, Source: p.source(), Volume: p.Volume, Options: opts, Pod: p.Pod, SingleWriter: p.SingleWriter, Published: time.Now().UTC()}
+	if err := n.checkSingleWriter(p); err != nil {
+		return nil, err
+	}
 
 	st, err := mounter.Inspect(p.Target, inspectTimeout)
 	if err != nil {
@@ -124,6 +127,13 @@ func (n *nodeServer) NodePublishVolume(ctx context.Context, req *csipb.NodePubli
 		return &csipb.NodePublishVolumeResponse{}, nil
 	}
 
+	if !st.Exists {
+		// The plugin makes the target (the kubelet makes its parent) and
+		// removes it again when the mount fails.
+		if err := os.Mkdir(p.Target, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, status.Errorf(codes.Internal, "make target %s: %v", p.Target, err)
+		}
+	}
 	if err := n.m.Mount(ctx, mounter.MountRequest{Source: p.source(), Target: p.Target, FSType: mounter.FSType, Options: opts}); err != nil {
 		if !st.Exists {
 			_ = os.Remove(p.Target) // ours: made for this mount
@@ -138,6 +148,24 @@ func (n *nodeServer) NodePublishVolume(ctx context.Context, req *csipb.NodePubli
 		n.event(rec, true, healing, nil)
 	}
 	return &csipb.NodePublishVolumeResponse{}, nil
+}
+
+// checkSingleWriter refuses a second target of a volume on this node when
+// either publish is SINGLE_NODE_SINGLE_WRITER (the access mode of
+// ReadWriteOncePod claims), as the spec asks: FAILED_PRECONDITION. It
+// reads the publish records, so it needs a state folder.
+func (n *nodeServer) checkSingleWriter(p *publish) error {
+	recs, _ := n.records.list()
+	for _, r := range recs {
+		if r.VolumeID != p.VolumeID || r.Target == p.Target || !(p.SingleWriter || r.SingleWriter) {
+			continue
+		}
+		if _, err := os.Lstat(r.Target); err != nil {
+			continue // a stale record: the target is gone
+		}
+		return status.Errorf(codes.FailedPrecondition, "volume %s is already published on this node at %s, and single-node-single-writer access (ReadWriteOncePod) allows one target only", p.VolumeID, r.Target)
+	}
+	return nil
 }
 
 // sameMount checks that what is mounted at the target is the volume asked

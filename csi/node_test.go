@@ -94,6 +94,36 @@ func TestNodePublishFake(t *testing.T) {
 	}
 }
 
+// TestNodePublishSingleWriter: a SINGLE_NODE_SINGLE_WRITER volume has one
+// target on a node; another publish of it elsewhere is FailedPrecondition.
+func TestNodePublishSingleWriter(t *testing.T) {
+	f := &fakeMounter{}
+	n, dir := newTestNode(t, f)
+	ctx := context.Background()
+	pub := func(target string, mode csipb.VolumeCapability_AccessMode_Mode) error {
+		_, err := n.NodePublishVolume(ctx, request(func(r *csipb.NodePublishVolumeRequest) {
+			r.TargetPath = filepath.Join(dir, target)
+			r.VolumeCapability.AccessMode.Mode = mode
+		}))
+		return err
+	}
+	if err := pub("a", csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, pub("b", csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER), codes.FailedPrecondition, "one target only")
+	wantCode(t, pub("c", csipb.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER), codes.FailedPrecondition, "one target only")
+	// A record whose target is gone does not count.
+	if err := os.RemoveAll(filepath.Join(dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub("b", csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER); err != nil {
+		t.Fatalf("after the first target went: %v", err)
+	}
+	if err := pub("d", csipb.VolumeCapability_AccessMode_SINGLE_NODE_MULTI_WRITER); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("a second target beside a single writer: %v", err)
+	}
+}
+
 // TestNodePublishSerialised: a second call on a volume and target in
 // flight is refused with Aborted; a hung mount ends at the time-out and
 // frees the target.

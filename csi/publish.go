@@ -26,6 +26,9 @@ type publish struct {
 	Servers  []string
 	Volume   string
 	ReadOnly bool
+	// SingleWriter: the access mode is SINGLE_NODE_SINGLE_WRITER, so no
+	// other target of this node may have the volume.
+	SingleWriter bool
 	// Flags are the mount flags of the volume capability (the class's
 	// mountOptions), split at commas.
 	Flags []string
@@ -100,6 +103,8 @@ func parsePublish(req *csipb.NodePublishVolumeRequest) (*publish, error) {
 	switch vc.GetAccessMode().GetMode() {
 	case csipb.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY, csipb.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY:
 		p.ReadOnly = true
+	case csipb.VolumeCapability_AccessMode_SINGLE_NODE_SINGLE_WRITER:
+		p.SingleWriter = true
 	}
 	for _, f := range vc.GetMount().GetMountFlags() {
 		for o := range strings.SplitSeq(f, ",") {

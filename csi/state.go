@@ -27,6 +27,8 @@ type record struct {
 	Volume    string    `json:"volume"`
 	Options   []string  `json:"options"`
 	Pod       *podRef   `json:"pod,omitempty"`
+	// SingleWriter: published SINGLE_NODE_SINGLE_WRITER.
+	SingleWriter bool `json:"singleWriter,omitempty"`
 	Published time.Time `json:"published"`
 }
 
