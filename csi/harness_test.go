@@ -360,3 +360,49 @@ func bareMount(g *testenv.Glusterd, source, target string, options []string) err
 	}
 	return nil
 }
+
+// procStat returns the parent pid and state of a process (host view).
+func procStat(pid int) (ppid int, state string, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, "", false
+	}
+	// pid (comm) state ppid ...: comm may hold blanks, so cut at the last ')'.
+	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+	f := strings.Fields(rest)
+	if len(f) < 2 {
+		return 0, "", false
+	}
+	ppid, _ = strconv.Atoi(f[1])
+	return ppid, f[0], true
+}
+
+// children returns the pids whose parent is pid.
+func children(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp, _, ok := procStat(c); ok && pp == pid {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// zombies returns the exited, unreaped children of the init of a
+// container-like process started by inNamespaces (the child of unshare).
+func zombies(p *testenv.Process) []int {
+	var out []int
+	for _, init := range children(p.Pid()) {
+		for _, c := range children(init) {
+			if _, st, ok := procStat(c); ok && st == "Z" {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}

@@ -268,6 +268,13 @@ func TestPluginRestart(t *testing.T) {
 			p.p.Kill() // the pod goes before its volume is unpublished
 			n.unpublish(t, ctx, "restart-id", target)
 			waitNoClient(t, target)
+			// The FUSE clients daemonized under the init of their PID
+			// namespace (the mount service, or the plugin): it reaps them.
+			owner := n.plugin
+			if withService {
+				owner = n.mounter
+			}
+			eventually(t, 10*time.Second, "the exited FUSE clients reaped", func() bool { return len(zombies(owner)) == 0 })
 			if m := mountsUnder(n.dir); len(m) != 0 {
 				t.Errorf("mounts left: %v", m)
 			}
