@@ -21,15 +21,15 @@ import (
 
 // record is one publish.
 type record struct {
-	VolumeID  string    `json:"volumeID"`
-	Target    string    `json:"target"`
-	Source    string    `json:"source"`
-	Volume    string    `json:"volume"`
-	Options   []string  `json:"options"`
-	Pod       *podRef   `json:"pod,omitempty"`
+	VolumeID string   `json:"volumeID"`
+	Target   string   `json:"target"`
+	Source   string   `json:"source"`
+	Volume   string   `json:"volume"`
+	Options  []string `json:"options"`
+	Pod      *podRef  `json:"pod,omitempty"`
 	// SingleWriter: published SINGLE_NODE_SINGLE_WRITER.
-	SingleWriter bool `json:"singleWriter,omitempty"`
-	Published time.Time `json:"published"`
+	SingleWriter bool      `json:"singleWriter,omitempty"`
+	Published    time.Time `json:"published"`
 }
 
 // records is the state folder; an empty dir keeps nothing.
