@@ -43,7 +43,10 @@ func (r records) path(target string) string {
 }
 
 // save writes rec atomically (a temp file renamed over the old one), so a
-// crash never leaves half a record.
+// plugin killed at any point never leaves half a record. It does not
+// fsync: a record only matters while the node runs (after a node crash
+// every FUSE mount is gone and the kubelet publishes again), and the page
+// cache outlives the plugin's process.
 func (r records) save(rec record) error {
 	if r.dir == "" {
 		return nil
@@ -61,9 +64,6 @@ func (r records) save(rec record) error {
 		return err
 	}
 	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
