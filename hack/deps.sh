@@ -2,7 +2,7 @@
 # Installs the Debian packages the test environment needs, when missing.
 # As root it runs apt-get; otherwise it prints the command and fails.
 set -euo pipefail
-pkgs=(etcd-server glusterfs-server golang-github-lpabon-godbc-dev iproute2 util-linux fuse3)
+pkgs=(etcd-server glusterfs-server glusterfs-client attr golang-github-lpabon-godbc-dev iproute2 util-linux mount fuse3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,7 +9,13 @@
 //   - glusterd on demand, for tests that mount (testenv.NewGlusterd(t)):
 //     Debian's glusterfs-server in network, PID and mount namespaces of its
 //     own (see glusterd.go), with directory bricks and FUSE mounts in its
-//     temp dir.
+//     temp dir; CreateHeketiVolume makes the volume a heketi volume (mock
+//     executor) only records; NetNS, ListenInNetNS and ForwardFromNetNS
+//     let processes run in its network namespace and reach the test's
+//     servers;
+//   - glusterkube itself: a test binary whose TestMain calls
+//     RunCommandIfAsked(app.Main) runs as glusterkube when started through
+//     Command (a CSI node plugin, a mount service), under StartProcess.
 //
 // Binaries are built once into a cache folder keyed by the nested modules'
 // go.mod/go.sum and rebuilt only when a pinned version changes.

@@ -23,10 +23,13 @@ import (
 // no port, that is from 24007, and glustershd does the same. So each
 // Glusterd runs in namespaces of its own (util-linux unshare):
 //
-//   - a network namespace, where glusterd listens on 127.0.0.1:24007 and
-//     its bricks on 127.0.0.1:49152-49251 without meeting any other
-//     glusterd; the FUSE clients join it with nsenter --net, and the gluster
-//     CLI talks to glusterd over a unix socket in the temp dir;
+//   - a network namespace holding only a loopback interface, where
+//     glusterd listens on port 24007 of every loopback address (127.0.0.1,
+//     127.0.0.2, … so that tests can name several volfile servers, as a
+//     cluster's volume context does) and its bricks on 49152-49251, without
+//     meeting any other glusterd; the FUSE clients join it with nsenter
+//     --net (NetNS), and the gluster CLI talks to glusterd over a unix
+//     socket in the temp dir;
 //   - a PID namespace with glusterd as its init, so that ending glusterd
 //     (StopAll, or Pdeathsig when the test binary dies) ends the bricks and
 //     the self-heal daemon too, although they daemonize;
@@ -73,7 +76,7 @@ const glusterdVolfile = `volume management
     option glusterd-sockfile %[1]s/glusterd.socket
     option transport-type socket
     option transport.address-family inet
-    option transport.socket.bind-address 127.0.0.1
+    option transport.socket.bind-address 0.0.0.0
     option transport.socket.listen-port %[2]d
     option base-port 49152
     option max-port 49251
@@ -83,6 +86,8 @@ end-volume
 `
 
 // Glusterd is a glusterd of the test's own, with its bricks in its temp dir.
+// Its network namespace has only a loopback interface, so its wildcard
+// listeners are reachable from that namespace only.
 type Glusterd struct {
 	Dir string
 
@@ -206,6 +211,13 @@ func NewGlusterd(t testing.TB) *Glusterd {
 	return g
 }
 
+// NetNS is the path of glusterd's network namespace, for nsenter --net=:
+// processes that must reach glusterd (FUSE clients, a CSI node plugin, a
+// mount service) run in it.
+func (g *Glusterd) NetNS() string {
+	return "/proc/" + strconv.Itoa(g.proc.cmd.Process.Pid) + "/ns/net"
+}
+
 // Gluster runs the gluster CLI against this glusterd (in script mode) and
 // returns its standard output.
 func (g *Glusterd) Gluster(ctx context.Context, args ...string) (string, error) {
@@ -252,6 +264,24 @@ func (g *Glusterd) CreateVolume(ctx context.Context, name string, replica int) (
 	return bricks, nil
 }
 
+// CreateHeketiVolume makes the GlusterFS volume a heketi volume names:
+// heketi's mock executor records volumes without making them, so a test
+// that mounts a heketi volume (through the CSI node plugin, with the
+// volume context heketi's answer gives) creates it here under the same
+// name (vol_<id>, or the name heketi reports): replica 3 on directory
+// bricks. A volume that already exists is left as it is. It returns the
+// brick folders.
+func (g *Glusterd) CreateHeketiVolume(ctx context.Context, name string) ([]string, error) {
+	if _, err := g.Gluster(ctx, "volume", "info", name); err == nil {
+		var bricks []string
+		for i := range 3 {
+			bricks = append(bricks, filepath.Join(g.Dir, "bricks", name, strconv.Itoa(i)))
+		}
+		return bricks, nil
+	}
+	return g.CreateVolume(ctx, name, 3)
+}
+
 // Mount mounts a volume with the FUSE client on a new folder in the temp
 // dir and returns it. Close (or Unmount) unmounts it.
 func (g *Glusterd) Mount(ctx context.Context, volume string) (string, error) {
@@ -267,7 +297,7 @@ func (g *Glusterd) Mount(ctx context.Context, volume string) (string, error) {
 	// in the host's mount namespace. -N keeps it our child, so StopAll and
 	// Pdeathsig end it (it unmounts on SIGTERM).
 	p, err := startProcess(name, g.Dir, g.bins["nsenter"], []string{
-		"--net=/proc/" + strconv.Itoa(g.proc.cmd.Process.Pid) + "/ns/net", "--",
+		"--net=" + g.NetNS(), "--",
 		g.bins["glusterfs"], "-N", "--log-file=-",
 		"--volfile-server=127.0.0.1", "--volfile-server-port=" + strconv.Itoa(glusterdPort),
 		"--volfile-id=" + volume, dir,

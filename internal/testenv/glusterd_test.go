@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,19 +57,29 @@ func TestGlusterdMount(t *testing.T) {
 	}
 
 	// glusterd, three bricks and the self-heal daemon run in glusterd's
-	// network namespace; their listening sockets are in its tables.
+	// network namespace; their listening sockets are in its tables. They
+	// listen on loopback or the wildcard address of a namespace whose only
+	// interface is the loopback one.
 	seen := 0
 	for _, pid := range g.Pids() {
 		for _, addr := range listening(t, pid) {
 			seen++
-			if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" {
-				t.Errorf("pid %d listens on %s, want 127.0.0.1 only", pid, addr)
+			if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" && host != "0.0.0.0" {
+				t.Errorf("pid %d listens on %s, want loopback only", pid, addr)
 			}
 		}
 	}
-	t.Logf("%d listening sockets, all on 127.0.0.1", seen)
+	t.Logf("%d listening sockets, all on loopback or glusterd's own namespace", seen)
 	if seen < 4 { // glusterd and three bricks
 		t.Fatalf("found only %d listening sockets of glusterd and its bricks; the check is not seeing them", seen)
+	}
+	if ifs := interfaces(t, g.Pids()[0]); len(ifs) != 1 || ifs[0] != "lo" {
+		t.Errorf("glusterd's network namespace has interfaces %v, want lo only", ifs)
+	}
+	// The other loopback addresses answer too (backup volfile servers).
+	out, err := exec.Command("nsenter", "--net="+g.NetNS(), "--", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.3/24007 && echo open").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "open") {
+		t.Errorf("glusterd does not answer on 127.0.0.3:24007: %v %s", err, out)
 	}
 	// The sockets glusterd puts in /var/run/gluster whatever its options
 	// landed in the temp dir.
@@ -90,6 +101,22 @@ func TestGlusterdMount(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s left after Close: %v", dir, err)
 	}
+}
+
+// interfaces returns the network interfaces of a process's namespace.
+func interfaces(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n")[2:] {
+		if name, _, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // listening returns the local addresses of the listening TCP sockets a

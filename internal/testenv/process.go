@@ -210,3 +210,75 @@ func pids() map[string]int {
 	}
 	return out
 }
+
+// Process is a command a test started as a component: its output in a
+// log file, its own process group, killed with the test binary.
+type Process struct{ p *process }
+
+// StartProcess starts bin with args (and env added to this process's) as
+// a component named name, logging to name.log in dir. Stop or Kill it.
+func StartProcess(name, dir, bin string, args, env []string) (*Process, error) {
+	p, err := startProcess(name, dir, bin, args, env)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{p: p}, nil
+}
+
+// Pid is the process id (in this process's PID namespace).
+func (p *Process) Pid() int { return p.p.cmd.Process.Pid }
+
+// Exited reports whether the process has ended.
+func (p *Process) Exited() bool { return p.p.exited() }
+
+// Stop sends SIGTERM to the process group, then SIGKILL after grace, and
+// waits for the process.
+func (p *Process) Stop(grace time.Duration) { p.p.stop(grace) }
+
+// Kill SIGKILLs the process group at once — what happens to a container's
+// processes when it is killed — and waits for the process.
+func (p *Process) Kill() {
+	if !p.p.exited() {
+		_ = syscall.Kill(-p.p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	<-p.p.done
+	runningMu.Lock()
+	delete(running, p.p)
+	runningMu.Unlock()
+}
+
+// Log returns the last lines of the process's log.
+func (p *Process) Log(lines int) string { return p.p.tail(lines) }
+
+// LogPath is the process's log file.
+func (p *Process) LogPath() string { return p.p.logPath }
+
+// WaitFor calls check until it returns nil, the process exits, or ctx
+// ends; the error then tells which, with the log's last lines.
+func (p *Process) WaitFor(ctx context.Context, what string, check func(context.Context) error) error {
+	return waitFor(ctx, p.p, what, check)
+}
+
+// commandEnv marks a test binary re-executed as glusterkube.
+const commandEnv = "GLUSTERKUBE_TESTENV_COMMAND"
+
+// RunCommandIfAsked lets a test binary run as the glusterkube command, so
+// tests can start real glusterkube processes (a CSI node plugin, a mount
+// service) without building the binary. Call it first in TestMain with
+// the command's main (app.Main, from a _test package): when the binary
+// was started through Command, it runs main and exits.
+func RunCommandIfAsked(main func(args []string) int) {
+	if os.Getenv(commandEnv) == "1" {
+		os.Exit(main(os.Args[1:]))
+	}
+}
+
+// Command returns the argv and the environment that run glusterkube with
+// args: this test binary, re-executed (see RunCommandIfAsked).
+func Command(args ...string) (argv []string, env []string) {
+	self, err := os.Executable()
+	if err != nil {
+		self = os.Args[0]
+	}
+	return append([]string{self}, args...), []string{commandEnv + "=1"}
+}

@@ -96,6 +96,8 @@ func Root() *Command {
 			daemonsetCommand(),
 			provisionerCommand(),
 			runCommand(),
+			csiCommand(),
+			mounterCommand(),
 			versionCommand(),
 		},
 	}
