@@ -25,7 +25,7 @@ func TestMainExitCodes(t *testing.T) {
 		{name: "extra argument", args: []string{"version", "extra"}, wantCode: ExitUsage, wantErr: "unexpected arguments: extra"},
 		{name: "csi: unknown service", args: []string{"csi", "--services=node,frobnicate"}, wantCode: ExitUsage, wantErr: `--services: unknown service "frobnicate"`},
 		{name: "csi: tcp endpoint", args: []string{"csi", "--services=node", "--endpoint=tcp://127.0.0.1:1"}, wantCode: ExitUsage, wantErr: "only unix:///path sockets"},
-		{name: "csi: controller not wired yet", args: []string{"csi", "--services=controller"}, wantCode: ExitUsage, wantErr: "run the node plugin with --services node"},
+		{name: "csi: controller without a heketi server", args: []string{"csi", "--services=controller"}, wantCode: ExitUsage, wantErr: "pass --heketi-url or set HEKETI_CLI_SERVER"},
 		{name: "csi: bad mount time-out", args: []string{"csi", "--services=node", "--endpoint=unix:///tmp/x.sock", "--mount-timeout=0s"}, wantCode: ExitUsage, wantErr: "--mount-timeout must be positive"},
 		{name: "mounter: relative folder", args: []string{"mounter", "--allowed-dir=var/lib/kubelet"}, wantCode: ExitUsage, wantErr: "--allowed-dir must be an absolute path"},
 		{name: "no heketi server", args: []string{"topology", "plan", "-f", "../../../examples/topology.json"}, wantCode: ExitUsage, wantErr: "HEKETI_CLI_SERVER"},

@@ -3,25 +3,22 @@ package app
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/csi"
-	"github.com/glusterkube/glusterkube/internal/httpserve"
+	"github.com/glusterkube/glusterkube/internal/heketi"
+	"github.com/glusterkube/glusterkube/internal/service"
 	"github.com/glusterkube/glusterkube/internal/unixsock"
 	"github.com/glusterkube/glusterkube/mounter"
 )
@@ -60,7 +57,7 @@ func csiCommand() *Command {
 			fs.StringVar(&f.stateDir, "state-dir", "", "folder of the publish records used to heal dead mounts (default <kubelet-dir>/plugins/"+csi.DriverName+"/state)")
 			fs.StringVar(&f.logDir, "log-dir", "/var/log/glusterfs/glusterkube", "folder of the GlusterFS FUSE client logs, one per volume")
 			fs.DurationVar(&f.mountTimeout, "mount-timeout", mounter.DefaultTimeout, "longest a mount or unmount may take before its processes are killed")
-			fs.StringVar(&f.healthAddress, "health-address", "", "serve /healthz (the identity Probe through the CSI socket) on this address, e.g. :9810; empty disables")
+			fs.StringVar(&f.healthAddress, "health-address", "", "serve /healthz (the identity Probe through the CSI socket, the kubelet registration), /readyz and /metrics on this address, e.g. :9810; empty disables")
 			fs.BoolVar(&f.events, "events", true, "record Warning Events on pods whose mounts died (needs API access; off when there is no kubeconfig or in-cluster config)")
 			g.AddKubeFlags(fs)
 			g.AddHeketiFlags(fs)
@@ -95,20 +92,43 @@ func runCSI(ctx context.Context, g *Globals, f *csiFlags) error {
 	logger := klog.Background().WithValues("driver", csi.DriverName)
 	ctx = klog.NewContext(ctx, logger)
 
+	var collectors []prometheus.Collector
 	cfg := csi.Config{Endpoint: f.endpoint, Version: Version}
 	if controller {
-		c, err := buildCSIController(ctx, g)
+		hm := heketi.NewMetrics("glusterkube")
+		collectors = append(collectors, hm.Collectors()...)
+		c, err := buildCSIController(g, hm)
 		if err != nil {
 			return err
 		}
 		cfg.Controller = c
 	}
+	// The Kubernetes client is for Events on pods whose mounts died (the
+	// node service); the driver itself needs no API access.
+	var kube kubernetes.Interface
+	if node && f.events {
+		k, _, err := g.KubeClient()
+		switch {
+		case err != nil && g.Kubeconfig != "":
+			return err
+		case err != nil:
+			logger.Info("No Kubernetes client: Events on pods whose mounts died are off", "err", err)
+		default:
+			kube = k
+		}
+	}
+	svc, err := service.New(service.Config{Kube: kube, Address: f.healthAddress, Collectors: collectors})
+	if err != nil {
+		return err
+	}
 	if node {
-		nc, stop, err := nodeConfig(ctx, g, f)
+		nc, err := nodeConfig(ctx, g, f)
 		if err != nil {
 			return err
 		}
-		defer stop()
+		if kube != nil {
+			nc.Events = svc.Recorder(ctx, "glusterkube-csi-node")
+		}
 		cfg.Node = nc
 	}
 	d, err := csi.New(cfg)
@@ -131,38 +151,45 @@ func runCSI(ctx context.Context, g *Globals, f *csiFlags) error {
 		}
 		defer reg.Stop()
 	}
-	if f.healthAddress != "" {
-		stop, err := httpserve.Start(logger, f.healthAddress, healthHandler(d.Addr(), reg))
-		if err != nil {
-			return fmt.Errorf("--health-address: %w", err)
+	// /healthz asks the identity Probe through the CSI socket, so it also
+	// proves the gRPC server answers; and the kubelet's verdict on the
+	// registration.
+	svc.HealthCheck("csi", func() error {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return probeSocket(pctx, d.Addr())
+	})
+	if reg != nil {
+		svc.HealthCheck("kubelet registration", reg.Err)
+	}
+	return svc.Run(ctx, func(ctx context.Context) error {
+		werr := make(chan error, 1)
+		go func() { werr <- d.Wait() }()
+		select {
+		case <-ctx.Done():
+			logger.Info("Stopping the CSI driver")
+			return nil
+		case err := <-werr:
+			return fmt.Errorf("CSI server: %w", err)
 		}
-		defer stop()
-	}
-	werr := make(chan error, 1)
-	go func() { werr <- d.Wait() }()
-	select {
-	case <-ctx.Done():
-		logger.Info("Stopping the CSI driver")
-		return nil
-	case err := <-werr:
-		return fmt.Errorf("CSI server: %w", err)
-	}
+	})
 }
 
-// buildCSIController builds the CSI controller service.
-//
-// LEAD: this is the spot to wire volume-core's controller when the csi-node
-// and volume-core branches both land: build the heketi config from the
-// shared flags (g.HeketiConfig(), which --heketi-url/-user/-key/-key-file
-// and HEKETI_CLI_* fill) and return csi.NewController(csi.ControllerConfig{…}).
-// Until then `--services controller` is refused with a clear message.
-func buildCSIController(_ context.Context, _ *Globals) (csipb.ControllerServer, error) {
-	return nil, Usagef("--services controller: the CSI controller service is not built into this glusterkube yet; run the node plugin with --services node")
+// buildCSIController builds the CSI controller service on the default
+// heketi server of the shared flags: volume ids without a server name
+// live there.
+func buildCSIController(g *Globals, m *heketi.Metrics) (*csi.Controller, error) {
+	hcfg, err := g.HeketiConfig()
+	if err != nil {
+		return nil, err
+	}
+	hcfg.Observe = m.Observe
+	return csi.NewController(csi.ControllerConfig{Heketi: hcfg})
 }
 
-// nodeConfig builds the node service's configuration: node id, mounter,
-// folders and the pod Event recorder.
-func nodeConfig(ctx context.Context, g *Globals, f *csiFlags) (*csi.NodeConfig, func(), error) {
+// nodeConfig builds the node service's configuration: node id, mounter
+// and folders.
+func nodeConfig(ctx context.Context, g *Globals, f *csiFlags) (*csi.NodeConfig, error) {
 	logger := klog.FromContext(ctx)
 	nodeID := f.nodeID
 	if nodeID == "" {
@@ -171,12 +198,12 @@ func nodeConfig(ctx context.Context, g *Globals, f *csiFlags) (*csi.NodeConfig, 
 	if nodeID == "" {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
-			return nil, nil, Usagef("--node-id: no node name given and the host name is unknown (%v)", err)
+			return nil, Usagef("--node-id: no node name given and the host name is unknown (%v)", err)
 		}
 		nodeID = h
 	}
 	if f.mountTimeout <= 0 {
-		return nil, nil, Usagef("--mount-timeout must be positive")
+		return nil, Usagef("--mount-timeout must be positive")
 	}
 	stateDir := f.stateDir
 	if stateDir == "" {
@@ -186,54 +213,16 @@ func nodeConfig(ctx context.Context, g *Globals, f *csiFlags) (*csi.NodeConfig, 
 	if f.mounterEndpoint != "" {
 		c, err := mounter.NewClient(f.mounterEndpoint)
 		if err != nil {
-			return nil, nil, Usagef("--mounter-endpoint: %v", err)
+			return nil, Usagef("--mounter-endpoint: %v", err)
 		}
 		nc.Mounter = c
-	}
-	stop := func() {}
-	if f.events {
-		kube, _, err := g.KubeClient()
-		switch {
-		case err != nil && g.Kubeconfig != "":
-			return nil, nil, err
-		case err != nil:
-			logger.Info("No Kubernetes client: Events on pods whose mounts died are off", "err", err)
-		default:
-			b := record.NewBroadcaster(record.WithContext(ctx))
-			b.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-			nc.Events = b.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "glusterkube-csi-node", Host: nodeID})
-			stop = b.Shutdown
-		}
 	}
 	mode := "in-process (FUSE clients die with this plugin)"
 	if nc.Mounter != nil {
 		mode = "mount service " + f.mounterEndpoint
 	}
 	logger.Info("Node service", "node", nodeID, "mounts", mode, "stateDir", stateDir, "logDir", f.logDir)
-	return nc, stop, nil
-}
-
-// healthHandler serves /healthz: the identity Probe asked through the CSI
-// socket (so it also proves the gRPC server answers), and the kubelet's
-// verdict on the registration.
-func healthHandler(socket string, reg *csi.Registration) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		if err := probeSocket(ctx, socket); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		if reg != nil {
-			if err := reg.Err(); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	return mux
+	return nc, nil
 }
 
 func probeSocket(ctx context.Context, socket string) error {
