@@ -303,7 +303,7 @@ func runExampleNode(ctx context.Context, t *testing.T, node, mnt *appsv1.DaemonS
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "mount service") {
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(b), "mount service") {
 		t.Errorf("/healthz without the mount service: %s %s", resp.Status, b)
 	}
 }
