@@ -1,0 +1,218 @@
+package testenv_test
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/glusterkube/glusterkube/internal/testenv"
+)
+
+// The busybox pod's script: it writes to its emptyDir and hostPath
+// volumes, prints its own address (as the kernel of its network namespace
+// sees it), reaches the API server through the kubernetes Service address,
+// and says it is done.
+const realNodePodScript = `set -e
+echo "hello from $(hostname)"
+echo emptydir-data > /scratch/file
+echo hostpath-data > /host/file
+echo "emptydir says $(cat /scratch/file)"
+echo "ip $(ip -4 -o addr show dev eth0 | awk '{print $4}')"
+if nc -z -w 5 10.0.0.1 443; then echo "service reachable"; fi
+echo done
+exec sleep 3600
+`
+
+func TestRealNode(t *testing.T) {
+	env := testenv.Get(t)
+	start := time.Now()
+	node := env.NewRealNode(t)
+	t.Logf("real node started in %s", time.Since(start).Round(time.Millisecond))
+
+	t.Run("pod runs with volumes, logs and an address of the pod range", func(t *testing.T) {
+		ns := env.Namespace(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		hostDir := t.TempDir()
+		grace := int64(1)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "busybox", Namespace: ns},
+			Spec: corev1.PodSpec{
+				RestartPolicy:                 corev1.RestartPolicyNever,
+				TerminationGracePeriodSeconds: &grace,
+				Containers: []corev1.Container{{
+					Name:            "main",
+					Image:           testenv.BusyboxImage,
+					ImagePullPolicy: corev1.PullNever,
+					Command:         []string{"/bin/sh", "-c", realNodePodScript},
+					VolumeMounts: []corev1.VolumeMount{
+						{Name: "scratch", MountPath: "/scratch"},
+						{Name: "host", MountPath: "/host"},
+					},
+				}},
+				Volumes: []corev1.Volume{
+					{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: hostDir}}},
+				},
+			},
+		}
+		node.Pin(&pod.Spec)
+		created, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		running := waitPod(ctx, t, env, ns, pod.Name, func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+		if running.Spec.NodeName != node.Name {
+			t.Fatalf("pod ran on %q, want %q", running.Spec.NodeName, node.Name)
+		}
+
+		// Logs come from the kubelet through the API server.
+		var logs string
+		for logs == "" || !strings.Contains(logs, "done") {
+			b, err := env.Client.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+			if err != nil {
+				t.Fatalf("pod logs through the API server: %v", err)
+			}
+			logs = string(b)
+			if ctx.Err() != nil {
+				t.Fatalf("pod did not finish its script; logs:\n%s", logs)
+			}
+			if !strings.Contains(logs, "done") {
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		t.Logf("pod logs:\n%s", logs)
+		for _, want := range []string{"hello from busybox", "emptydir says emptydir-data", "service reachable"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("logs lack %q", want)
+			}
+		}
+
+		// The pod's address is what its own network namespace holds, and
+		// it is in the node's pod range.
+		ip, err := netip.ParseAddr(running.Status.PodIP)
+		if err != nil {
+			t.Fatalf("pod IP %q: %v", running.Status.PodIP, err)
+		}
+		if !netip.MustParsePrefix(node.PodCIDR).Contains(ip) {
+			t.Errorf("pod IP %s not in the node's pod range %s", ip, node.PodCIDR)
+		}
+		if !strings.Contains(logs, "ip "+ip.String()+"/") {
+			t.Errorf("pod status says %s, the pod's eth0 says otherwise", ip)
+		}
+
+		// The volumes are real folders on the node.
+		if b, err := os.ReadFile(filepath.Join(hostDir, "file")); err != nil || string(b) != "hostpath-data\n" {
+			t.Errorf("hostPath file: %q, %v", b, err)
+		}
+		emptyDir := node.HostPath(filepath.Join("/var/lib/kubelet/pods", string(created.UID), "volumes/kubernetes.io~empty-dir/scratch"))
+		if b, err := os.ReadFile(filepath.Join(emptyDir, "file")); err != nil || string(b) != "emptydir-data\n" {
+			t.Errorf("emptyDir file: %q, %v", b, err)
+		}
+
+		// Deleted cleanly: gone from the API server, its emptyDir removed
+		// by the kubelet, the hostPath data kept.
+		if err := env.Client.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitPodGone(ctx, t, env, ns, pod.Name)
+		for {
+			if _, err := os.Stat(emptyDir); os.IsNotExist(err) {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("emptyDir %s still there after the pod was deleted", emptyDir)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if _, err := os.Stat(filepath.Join(hostDir, "file")); err != nil {
+			t.Errorf("hostPath data lost: %v", err)
+		}
+	})
+
+	t.Run("stop leaves nothing behind", func(t *testing.T) {
+		dir, cgroup := node.Dir, filepath.Base(node.Dir)
+		pids := nodePids(dir)
+		if len(pids) == 0 {
+			t.Fatal("no process names the node's temp dir: the check below would prove nothing")
+		}
+		if err := node.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("temp dir %s still there: %v", dir, err)
+		}
+		if left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", cgroup)); len(left) > 0 {
+			t.Errorf("cgroups left: %v", left)
+		}
+		if left := nodePids(dir); len(left) > 0 {
+			t.Errorf("processes left: %v", left)
+		}
+		if _, err := env.Client.CoreV1().Nodes().Get(context.Background(), node.Name, metav1.GetOptions{}); err == nil {
+			t.Errorf("Node %s still registered", node.Name)
+		}
+	})
+}
+
+// nodePids returns the pids of the processes whose command line names dir
+// (unshare, containerd, the kubelet, through nsenter).
+func nodePids(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), dir) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+func waitPod(ctx context.Context, t *testing.T, env *testenv.Env, ns, name string, ok func(*corev1.Pod) bool) *corev1.Pod {
+	t.Helper()
+	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "pods", ns, fields.OneTermEqualSelector("metadata.name", name))
+	var last *corev1.Pod
+	ev, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+		p, isPod := ev.Object.(*corev1.Pod)
+		if !isPod {
+			return false, nil
+		}
+		last = p
+		return ok(p), nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s: %v; last status: %+v", ns, name, err, podStatus(last))
+	}
+	return ev.Object.(*corev1.Pod)
+}
+
+func waitPodGone(ctx context.Context, t *testing.T, env *testenv.Env, ns, name string) {
+	t.Helper()
+	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "pods", ns, fields.OneTermEqualSelector("metadata.name", name))
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, func(store cache.Store) (bool, error) {
+		return len(store.List()) == 0, nil
+	}, func(ev watch.Event) (bool, error) {
+		return ev.Type == watch.Deleted, nil
+	})
+	if err != nil {
+		t.Fatalf("pod %s/%s not deleted: %v", ns, name, err)
+	}
+}
+
+func podStatus(p *corev1.Pod) any {
+	if p == nil {
+		return nil
+	}
+	return p.Status
+}
