@@ -71,9 +71,17 @@ var (
 	currentErr error
 )
 
+// childEnv is set in the environment of a test binary that a test runs
+// again as a helper process (to kill it, say): Main then runs the tests
+// without starting an environment, and the test knows it is the child.
+const childEnv = "GLUSTERKUBE_TESTENV_CHILD"
+
 // Main is for TestMain: it starts the environment (when integration tests
 // are on), runs the tests and stops everything, also on SIGINT/SIGTERM.
 func Main(m *testing.M, opts Options) int {
+	if os.Getenv(childEnv) != "" {
+		return m.Run()
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {

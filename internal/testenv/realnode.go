@@ -121,12 +121,9 @@ type RealNode struct {
 	stopErr    error
 }
 
-// realNodeBinaries are the programs a real node runs, with the Debian
-// package each comes from (kubelet and pause are built from hack/).
-var realNodeBinaries = map[string]string{
-	"containerd": "containerd", "containerd-shim-runc-v2": "containerd", "ctr": "containerd", "runc": "runc",
-	"kubelet": "", "pause": "",
-}
+// realNodeBinaries are the programs a node's runtime needs (the kubelet
+// aside; pause is built from hack/pause, the rest are Debian's).
+var realNodeBinaries = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "pause"}
 
 // cniBinDir is where Debian's containernetworking-plugins installs.
 const cniBinDir = "/usr/lib/cni"
@@ -148,7 +145,7 @@ func realNodePrereqs(ctx context.Context) (map[string]string, error) {
 		return nil, err
 	}
 	bins := map[string]string{}
-	for name := range realNodeBinaries {
+	for _, name := range realNodeBinaries {
 		p, err := Binary(ctx, name)
 		if err != nil {
 			return nil, err
@@ -182,7 +179,7 @@ func (e *Env) StartRealNode(ctx context.Context, name string) (_ *RealNode, err 
 	if e.kube == nil {
 		return nil, errors.New("a real node needs the control plane: start the environment with Kube set")
 	}
-	bins, err := realNodePrereqs(ctx)
+	kubelet, err := Binary(ctx, "kubelet")
 	if err != nil {
 		return nil, err
 	}
@@ -190,23 +187,12 @@ func (e *Env) StartRealNode(ctx context.Context, name string) (_ *RealNode, err 
 	index := e.realNodeCount
 	e.realNodeCount++
 	e.mu.Unlock()
-	if index > 200 {
-		return nil, errors.New("too many real nodes")
-	}
-	sweepNodeCgroups()
-	dir, err := ownedTempDir(realNodePrefix)
+	n, err := startNodeRuntime(ctx, name, index)
 	if err != nil {
 		return nil, err
 	}
-	n := &RealNode{
-		Name:    name,
-		IP:      fmt.Sprintf("10.87.0.%d", index+2),
-		PodCIDR: fmt.Sprintf("10.88.%d.0/24", index),
-		Dir:     dir,
-		env:     e,
-		bins:    bins,
-		cgroup:  filepath.Base(dir),
-	}
+	n.env = e
+	n.bins["kubelet"] = kubelet
 	defer func() {
 		if err != nil {
 			n.Stop()
@@ -215,19 +201,53 @@ func (e *Env) StartRealNode(ctx context.Context, name string) (_ *RealNode, err 
 	e.mu.Lock()
 	e.realNodes = append(e.realNodes, n)
 	e.mu.Unlock()
-	if err := n.startNamespaces(ctx); err != nil {
+	if err := n.startForwarders(); err != nil {
 		return nil, err
 	}
-	if err := n.startForwarders(); err != nil {
+	if err := n.startKubelet(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// startNodeRuntime makes a node's namespaces and starts its containerd
+// with the pause and busybox images: all of a real node but the kubelet and
+// its links to the API server.
+func startNodeRuntime(ctx context.Context, name string, index int) (_ *RealNode, err error) {
+	if index > 200 {
+		return nil, errors.New("too many real nodes")
+	}
+	bins, err := realNodePrereqs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// ownedTempDir first removes the dirs of nodes whose test binary died;
+	// then their cgroups are found without a dir.
+	dir, err := ownedTempDir(realNodePrefix)
+	if err != nil {
+		return nil, err
+	}
+	sweepNodeCgroups()
+	n := &RealNode{
+		Name:    name,
+		IP:      fmt.Sprintf("10.87.0.%d", index+2),
+		PodCIDR: fmt.Sprintf("10.88.%d.0/24", index),
+		Dir:     dir,
+		bins:    bins,
+		cgroup:  filepath.Base(dir),
+	}
+	defer func() {
+		if err != nil {
+			n.Stop()
+		}
+	}()
+	if err := n.startNamespaces(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.startContainerd(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.importImages(ctx); err != nil {
-		return nil, err
-	}
-	if err := n.startKubelet(ctx); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -652,7 +672,7 @@ func (n *RealNode) Stop() error {
 
 func (n *RealNode) stop() error {
 	var errs []error
-	if n.env.Client != nil {
+	if n.env != nil && n.env.Client != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err := n.env.Client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
 		cancel()
@@ -660,7 +680,7 @@ func (n *RealNode) stop() error {
 			errs = append(errs, fmt.Errorf("delete node %s: %w", n.Name, err))
 		}
 	}
-	if n.env.kube != nil && n.env.kube.egress != nil {
+	if n.env != nil && n.env.kube != nil && n.env.kube.egress != nil {
 		n.env.kube.egress.route(n.IP, "")
 	}
 	for _, f := range n.forwarders {
@@ -675,13 +695,15 @@ func (n *RealNode) stop() error {
 	if err := removeOwnedDir(n.Dir); err != nil {
 		errs = append(errs, err)
 	}
-	n.env.mu.Lock()
-	for i, o := range n.env.realNodes {
-		if o == n {
-			n.env.realNodes = append(n.env.realNodes[:i], n.env.realNodes[i+1:]...)
-			break
+	if n.env != nil {
+		n.env.mu.Lock()
+		for i, o := range n.env.realNodes {
+			if o == n {
+				n.env.realNodes = append(n.env.realNodes[:i], n.env.realNodes[i+1:]...)
+				break
+			}
 		}
+		n.env.mu.Unlock()
 	}
-	n.env.mu.Unlock()
 	return errors.Join(errs...)
 }
