@@ -39,7 +39,16 @@ type egressProxy struct {
 	srv *http.Server
 
 	mu     sync.Mutex
-	routes map[string]string // node IP -> path of its network namespace
+	routes map[string]egressRoute // by node address and by node name
+}
+
+// egressRoute is where a real node is: its address inside its network
+// namespace. The API server names a node by its Hostname address first (its
+// default --kubelet-preferred-address-types) and leaves resolving the name
+// to the proxy, as Konnectivity does.
+type egressRoute struct {
+	ip     string
+	nsPath string
 }
 
 func startEgressProxy(sock string) (*egressProxy, error) {
@@ -48,21 +57,24 @@ func startEgressProxy(sock string) (*egressProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("egress proxy: %w", err)
 	}
-	p := &egressProxy{ln: ln, routes: map[string]string{}}
+	p := &egressProxy{ln: ln, routes: map[string]egressRoute{}}
 	p.srv = &http.Server{Handler: http.HandlerFunc(p.connect), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = p.srv.Serve(ln) }()
 	return p, nil
 }
 
-// route sends connections to ip into the network namespace at nsPath ("" removes the route).
-func (p *egressProxy) route(ip, nsPath string) {
+// route sends connections to a node, by name or address, into the network
+// namespace at nsPath ("" removes the route).
+func (p *egressProxy) route(name, ip, nsPath string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if nsPath == "" {
+		delete(p.routes, name)
 		delete(p.routes, ip)
 		return
 	}
-	p.routes[ip] = nsPath
+	p.routes[name] = egressRoute{ip: ip, nsPath: nsPath}
+	p.routes[ip] = egressRoute{ip: ip, nsPath: nsPath}
 }
 
 func (p *egressProxy) connect(w http.ResponseWriter, r *http.Request) {
@@ -76,26 +88,25 @@ func (p *egressProxy) connect(w http.ResponseWriter, r *http.Request) {
 	if target == "" {
 		target = r.Host
 	}
-	host, _, err := net.SplitHostPort(target)
-	ip := net.ParseIP(host)
-	if err != nil || ip == nil {
-		http.Error(w, fmt.Sprintf("testenv egress proxy: target %q is not ip:port", target), http.StatusBadRequest)
+	host, port, err := net.SplitHostPort(target)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("testenv egress proxy: target %q is not host:port", target), http.StatusBadRequest)
 		return
 	}
 	p.mu.Lock()
-	nsPath := p.routes[ip.String()]
+	route, ok := p.routes[host]
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	var up net.Conn
-	switch {
-	case nsPath != "":
-		up, err = dialInNetNS(ctx, nsPath, target)
-	case ip.IsLoopback():
+	switch ip := net.ParseIP(host); {
+	case ok:
+		up, err = dialInNetNS(ctx, route.nsPath, net.JoinHostPort(route.ip, port))
+	case ip != nil && ip.IsLoopback():
 		var d net.Dialer
 		up, err = d.DialContext(ctx, "tcp", target)
 	default:
-		http.Error(w, fmt.Sprintf("testenv egress proxy: %s is neither loopback nor a real node's address", ip), http.StatusForbidden)
+		http.Error(w, fmt.Sprintf("testenv egress proxy: %s is neither loopback nor a real node", host), http.StatusForbidden)
 		return
 	}
 	if err != nil {

@@ -56,7 +56,8 @@ func TestEgressProxy(t *testing.T) {
 	}{
 		{"loopback is dialled", echo.Addr().String(), http.StatusOK},
 		{"an address off this machine is refused", "192.0.2.1:443", http.StatusForbidden},
-		{"a host name is refused", "example.invalid:443", http.StatusBadRequest},
+		{"a name that is no real node's is refused", "node-1:10250", http.StatusForbidden},
+		{"a target without a port is a bad request", "127.0.0.1", http.StatusBadRequest},
 		{"a closed loopback port is a bad gateway", "127.0.0.1:1", http.StatusBadGateway},
 	}
 	for _, tc := range tests {

@@ -25,9 +25,11 @@ import (
 // kwok nodes. It lives in namespaces of its own, made with util-linux
 // unshare, like a kind node without docker:
 //
-//   - a network namespace with loopback and a dummy interface "node0"
-//     holding the node's address (10.87.0.N; the kubelet refuses loopback
-//     node addresses) and the kubernetes Service address 10.0.0.1; the CNI
+//   - a network namespace with loopback and an interface "node0" holding
+//     the node's address (10.87.0.N; the kubelet refuses loopback node
+//     addresses) and the kubernetes Service address 10.0.0.1 (node0 is a
+//     bridge without ports: this machine's kernel has no dummy links,
+//     "ip link add type dummy" answers "Unknown device type."); the CNI
 //     bridge plugin adds "cni0" and gives each pod an address of the node's
 //     pod range (10.88.N.0/24) behind it. Nothing is routed out of the
 //     namespace. The kubelet and containerd run in it, so hostNetwork pods
@@ -74,7 +76,7 @@ const realNodeInit = `set -eu
 hostname "$3"
 mount --make-rshared /
 ip link set lo up
-ip link add node0 type dummy
+ip link add node0 type bridge
 ip addr add "$4" dev node0
 ip addr add "$5/32" dev node0
 ip link set node0 up
@@ -409,7 +411,7 @@ func (n *RealNode) startForwarders() error {
 		}
 		n.forwarders = append(n.forwarders, startForwarder(ln, up))
 	}
-	k.egress.route(n.IP, n.NetNS())
+	k.egress.route(n.Name, n.IP, n.NetNS())
 	return nil
 }
 
@@ -427,6 +429,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   sandbox_image = "%[1]s"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+  # Lowering a process's oom_score_adj needs CAP_SYS_RESOURCE, which this
+  # machine's root lacks (CapBnd 000001fffeffffff): runc failed every pod
+  # sandbox with "failed to update /proc/self/oom_score_adj: Permission
+  # denied" for the sandbox's -998. Restricted, containerd asks for no
+  # score below its own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -464,7 +472,7 @@ const cniConfig = `{
 
 func (n *RealNode) startContainerd(ctx context.Context) error {
 	cfg := filepath.Join(n.Dir, "containerd.toml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, containerdConfig, PauseImage, n.bins["runc"]), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, containerdConfig, PauseImage, runcForDebug(n.bins["runc"])), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(n.HostPath("/etc/cni/net.d/10-glusterkube.conflist"), fmt.Appendf(nil, cniConfig, n.PodCIDR), 0o644); err != nil {
@@ -553,6 +561,8 @@ cgroupDriver: cgroupfs
 failCgroupV1: false
 cgroupRoot: /%[3]s
 failSwapOn: false
+# Its default -999 needs CAP_SYS_RESOURCE too (see containerd's config).
+oomScoreAdj: 0
 resolvConf: %[4]s
 clusterDomain: cluster.local
 # The flexvolume folder defaults to /usr/libexec/...; keep it in the node.
@@ -651,13 +661,30 @@ func (n *RealNode) Pin(spec *corev1.PodSpec) {
 	})
 }
 
-// Logs returns the last lines of the kubelet's and containerd's logs.
+// Logs returns the last error lines and the last lines of the node's
+// init, containerd and kubelet logs, for failure messages.
 func (n *RealNode) Logs() string {
 	var b strings.Builder
 	for _, p := range []*process{n.holder, n.containerd, n.kubelet} {
-		if p != nil {
-			fmt.Fprintf(&b, "== %s\n%s\n", p.logPath, p.tail(40))
+		if p == nil {
+			continue
 		}
+		data, err := os.ReadFile(p.logPath)
+		if err != nil {
+			fmt.Fprintf(&b, "== %s: %v\n", p.logPath, err)
+			continue
+		}
+		var errs []string
+		for _, l := range strings.Split(string(data), "\n") {
+			// klog's error lines start with E, containerd's say level=error.
+			if strings.HasPrefix(l, "E") || strings.Contains(l, "level=error") {
+				errs = append(errs, l)
+			}
+		}
+		if len(errs) > 20 {
+			errs = errs[len(errs)-20:]
+		}
+		fmt.Fprintf(&b, "== %s: last errors\n%s\n== %s: last lines\n%s\n", p.logPath, strings.Join(errs, "\n"), p.logPath, p.tail(30))
 	}
 	return b.String()
 }
@@ -681,7 +708,7 @@ func (n *RealNode) stop() error {
 		}
 	}
 	if n.env != nil && n.env.kube != nil && n.env.kube.egress != nil {
-		n.env.kube.egress.route(n.IP, "")
+		n.env.kube.egress.route(n.Name, n.IP, "")
 	}
 	for _, f := range n.forwarders {
 		_ = f.Close()
@@ -706,4 +733,11 @@ func (n *RealNode) stop() error {
 		n.env.mu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+func runcForDebug(p string) string {
+	if w := os.Getenv("RN_RUNC"); w != "" {
+		return w
+	}
+	return p
 }

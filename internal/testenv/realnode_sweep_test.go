@@ -46,6 +46,7 @@ func TestRealNodeSweptAfterSIGKILL(t *testing.T) {
 			dir = d
 			break
 		}
+		fmt.Fprintln(&stderr, sc.Text())
 	}
 	if dir == "" {
 		_ = cmd.Wait()
