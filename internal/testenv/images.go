@@ -425,3 +425,34 @@ func NewBusyboxImage(ref string) (*Image, error) {
 	im.Cmd = []string{"/bin/sh"}
 	return im, nil
 }
+
+// NewGlusterfsClientImage returns the busybox image (for mount.glusterfs,
+// a shell script, and the tools it calls) with this machine's GlusterFS
+// FUSE client: /sbin/mount.glusterfs, /usr/sbin/glusterfs with the
+// libraries it links, and the translator folder it loads them from at run
+// time (Debian's glusterfs-client). A node plugin image is this plus the
+// plugin's binary.
+func NewGlusterfsClientImage(ref string) (*Image, error) {
+	im, err := NewBusyboxImage(ref)
+	if err != nil {
+		return nil, err
+	}
+	xlators, _ := filepath.Glob("/usr/lib/*/glusterfs/[0-9]*")
+	if len(xlators) != 1 {
+		return nil, fmt.Errorf("GlusterFS translator folder: found %q under /usr/lib/*/glusterfs, want one (install Debian's glusterfs-client)", xlators)
+	}
+	if err := im.AddHostPaths("/sbin/mount.glusterfs", "/usr/sbin/glusterfs", xlators[0]); err != nil {
+		return nil, err
+	}
+	// mount.glusterfs checks a mount point's attributes with getfattr
+	// when it has it (Debian's attr).
+	if _, err := os.Stat("/usr/bin/getfattr"); err == nil {
+		if err := im.AddHostPaths("/usr/bin/getfattr"); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range []string{"/var/log/glusterfs", "/var/lib/glusterd", "/run/gluster"} {
+		im.AddDir(d, 0o755)
+	}
+	return im, nil
+}

@@ -472,7 +472,7 @@ const cniConfig = `{
 
 func (n *RealNode) startContainerd(ctx context.Context) error {
 	cfg := filepath.Join(n.Dir, "containerd.toml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, containerdConfig, PauseImage, runcForDebug(n.bins["runc"])), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, containerdConfig, PauseImage, n.bins["runc"]), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(n.HostPath("/etc/cni/net.d/10-glusterkube.conflist"), fmt.Appendf(nil, cniConfig, n.PodCIDR), 0o644); err != nil {
@@ -733,11 +733,4 @@ func (n *RealNode) stop() error {
 		n.env.mu.Unlock()
 	}
 	return errors.Join(errs...)
-}
-
-func runcForDebug(p string) string {
-	if w := os.Getenv("RN_RUNC"); w != "" {
-		return w
-	}
-	return p
 }

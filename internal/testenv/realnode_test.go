@@ -2,6 +2,7 @@ package testenv_test
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -146,6 +147,90 @@ func TestRealNode(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(hostDir, "file")); err != nil {
 			t.Errorf("hostPath data lost: %v", err)
+		}
+	})
+
+	t.Run("a GlusterFS client image runs", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		const ref = "localhost/glusterkube/glusterfs-client:testenv"
+		im, err := testenv.NewGlusterfsClientImage(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if err := node.ImportImage(ctx, im); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("GlusterFS client image built and imported in %s", time.Since(start).Round(time.Millisecond))
+		ns := env.Namespace(t)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "glusterfs-client", Namespace: ns},
+			Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{
+					Name: "main", Image: ref, ImagePullPolicy: corev1.PullNever,
+					// The client and every translator library load: a
+					// missing library fails dlopen with its name.
+					Command: []string{"/bin/sh", "-c", `glusterfs --version | head -1 && ls /usr/lib/*/glusterfs/*/xlator/mount/fuse.so && mount.glusterfs -V | head -1`},
+				}},
+			},
+		}
+		node.Pin(&pod.Spec)
+		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		done := waitPod(ctx, t, env, ns, pod.Name, func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+		})
+		b, err := env.Client.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("logs:\n%s", b)
+		if done.Status.Phase != corev1.PodSucceeded || !strings.Contains(string(b), "glusterfs 10.") {
+			t.Fatalf("GlusterFS client in a pod: phase %s", done.Status.Phase)
+		}
+	})
+
+	t.Run("everything it runs is inside its network namespace", func(t *testing.T) {
+		nodeNet, err := os.Readlink(node.NetNS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids := nodePids(node.Dir)
+		if len(pids) < 3 {
+			t.Fatalf("processes naming the node's dir: %v; want the node's init, containerd and the kubelet", pids)
+		}
+		for _, pid := range pids {
+			if ns, err := os.Readlink(filepath.Join("/proc", pid, "ns/net")); err == nil && ns != nodeNet {
+				cmd, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+				t.Errorf("pid %s (%s) is in network namespace %s, not the node's %s", pid, strings.ReplaceAll(string(cmd), "\x00", " "), ns, nodeNet)
+			}
+		}
+		// Listening sockets of the node's namespace: the kubelet on the
+		// node's address, the API server forwarders, the rest on loopback.
+		allowed := map[string]bool{"127.0.0.1": true, node.IP: true, "10.0.0.1": true}
+		seen := 0
+		for _, f := range []string{"net/tcp", "net/tcp6"} {
+			b, err := os.ReadFile(filepath.Join("/proc", pids[0], f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range strings.Split(string(b), "\n")[1:] {
+				fields := strings.Fields(line)
+				if len(fields) < 4 || fields[3] != "0A" {
+					continue
+				}
+				seen++
+				addr := decodeAddr(fields[1])
+				if host, _, _ := net.SplitHostPort(addr); !allowed[host] {
+					t.Errorf("the node listens on %s", addr)
+				}
+			}
+		}
+		if seen < 3 {
+			t.Errorf("only %d listening sockets in the node's namespace; want the kubelet's and the forwarders at least", seen)
 		}
 	})
 
