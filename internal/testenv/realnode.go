@@ -114,7 +114,7 @@ type RealNode struct {
 
 	env        *Env
 	bins       map[string]string
-	cgroup     string // the kubelet's cgroupRoot, without the leading "/"
+	cgroup     string // the kubelet's cgroupRoot (see cgroups.go), without the leading "/"
 	holder     *process
 	containerd *process
 	kubelet    *process
@@ -223,20 +223,19 @@ func startNodeRuntime(ctx context.Context, name string, index int) (_ *RealNode,
 	if err != nil {
 		return nil, err
 	}
-	// ownedTempDir first removes the dirs of nodes whose test binary died;
-	// then their cgroups are found without a dir.
+	// ownedTempDir first removes the dirs (and cgroups) of nodes whose
+	// test binary died.
 	dir, err := ownedTempDir(realNodePrefix)
 	if err != nil {
 		return nil, err
 	}
-	sweepNodeCgroups()
 	n := &RealNode{
 		Name:    name,
 		IP:      fmt.Sprintf("10.87.0.%d", index+2),
 		PodCIDR: fmt.Sprintf("10.88.%d.0/24", index),
 		Dir:     dir,
 		bins:    bins,
-		cgroup:  filepath.Base(dir),
+		cgroup:  strings.TrimPrefix(filepath.Join(ownCgroup(), filepath.Base(dir)), "/"),
 	}
 	defer func() {
 		if err != nil {
@@ -372,7 +371,7 @@ func (n *RealNode) Run(ctx context.Context, bin string, args ...string) (string,
 }
 
 func (n *RealNode) startNamespaces(ctx context.Context) error {
-	if err := createCgroupRoot(n.cgroup); err != nil {
+	if err := createCgroupRoot(n.Dir, "/"+n.cgroup); err != nil {
 		return err
 	}
 	p, err := startProcess("node-init", n.Dir, n.bins["unshare"], []string{
@@ -716,7 +715,7 @@ func (n *RealNode) stop() error {
 	n.kubelet.stop(10 * time.Second)
 	n.containerd.stop(10 * time.Second)
 	n.holder.stop(10 * time.Second)
-	if err := removeCgroupRoot(n.cgroup, 15*time.Second); err != nil {
+	if err := removeCgroups(n.Dir, 15*time.Second); err != nil {
 		errs = append(errs, err)
 	}
 	if err := removeOwnedDir(n.Dir); err != nil {

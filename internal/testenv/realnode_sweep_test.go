@@ -52,7 +52,11 @@ func TestRealNodeSweptAfterSIGKILL(t *testing.T) {
 		_ = cmd.Wait()
 		t.Fatalf("child did not start a node; its output:\n%s", stderr.String())
 	}
-	cgroup := filepath.Base(dir)
+	b, err := os.ReadFile(filepath.Join(dir, cgroupsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cgroup := strings.Fields(string(b))[0]
 	before := sweepPids(dir)
 	if len(before) < 3 {
 		t.Fatalf("processes naming %s before the kill: %v; want unshare, containerd and the container at least", dir, before)
@@ -75,7 +79,6 @@ func TestRealNodeSweptAfterSIGKILL(t *testing.T) {
 
 	// What the next real node's start does.
 	sweepStaleDirs(realNodePrefix)
-	sweepNodeCgroups()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("temp dir %s not swept: %v", dir, err)
 	}

@@ -235,7 +235,15 @@ func TestRealNode(t *testing.T) {
 	})
 
 	t.Run("stop leaves nothing behind", func(t *testing.T) {
-		dir, cgroup := node.Dir, filepath.Base(node.Dir)
+		dir := node.Dir
+		b, err := os.ReadFile(filepath.Join(dir, "cgroups"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cgroup := strings.Fields(string(b))[0]
+		if left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", cgroup, "kubepods")); len(left) == 0 {
+			t.Fatalf("no kubepods cgroup under %s: the check below would prove nothing", cgroup)
+		}
 		pids := nodePids(dir)
 		if len(pids) == 0 {
 			t.Fatal("no process names the node's temp dir: the check below would prove nothing")
@@ -248,6 +256,11 @@ func TestRealNode(t *testing.T) {
 		}
 		if left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", cgroup)); len(left) > 0 {
 			t.Errorf("cgroups left: %v", left)
+		}
+		for _, made := range strings.Fields(string(b))[1:] {
+			if _, err := os.Stat(made); !os.IsNotExist(err) {
+				t.Errorf("cgroup folder %s made for the node is still there", made)
+			}
 		}
 		if left := nodePids(dir); len(left) > 0 {
 			t.Errorf("processes left: %v", left)
