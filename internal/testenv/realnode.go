@@ -328,7 +328,13 @@ func (n *RealNode) HostPath(nodePath string) string {
 
 // nsenterArgs runs a command in all of the node's namespaces.
 func (n *RealNode) nsenterArgs(bin string, args ...string) []string {
-	out := []string{"--net=" + n.nsPath("net"), "--mount=" + n.nsPath("mnt"), "--uts=" + n.nsPath("uts"),
+	return n.nsenterNetArgs(n.nsPath("net"), bin, args...)
+}
+
+// nsenterNetArgs runs a command in the node's namespaces but the network
+// one, which is netns.
+func (n *RealNode) nsenterNetArgs(netns, bin string, args ...string) []string {
+	out := []string{"--net=" + netns, "--mount=" + n.nsPath("mnt"), "--uts=" + n.nsPath("uts"),
 		"--ipc=" + n.nsPath("ipc"), "--pid=" + n.nsPath("pid"), "--", bin}
 	return append(out, args...)
 }
@@ -340,6 +346,18 @@ func (n *RealNode) nsenterArgs(bin string, args ...string) []string {
 // rather than in a pod.
 func (n *RealNode) StartProcess(name, bin string, args []string, env []string) (*NodeProcess, error) {
 	p, err := startProcess(name, n.Dir, n.bins["nsenter"], n.nsenterArgs(bin, args...), env)
+	if err != nil {
+		return nil, err
+	}
+	return &NodeProcess{p: p}, nil
+}
+
+// StartProcessInNetNS is StartProcess with another network namespace than
+// the node's (netns, a /proc/PID/ns/net path): a GlusterFS client that must
+// reach a test glusterd (Glusterd.NetNS) while its mount is made in the
+// node's mount namespace, where the kubelet and the pods see it.
+func (n *RealNode) StartProcessInNetNS(name, netns, bin string, args []string, env []string) (*NodeProcess, error) {
+	p, err := startProcess(name, n.Dir, n.bins["nsenter"], n.nsenterNetArgs(netns, bin, args...), env)
 	if err != nil {
 		return nil, err
 	}
