@@ -394,13 +394,6 @@ func (g *Glusterd) Close() error {
 	return errors.Join(errs...)
 }
 
-// NetNS is the path of this glusterd's network namespace, where it and its
-// bricks listen on 127.0.0.1: a GlusterFS client must run in it (nsenter
-// --net) to reach them.
-func (g *Glusterd) NetNS() string {
-	return "/proc/" + strconv.Itoa(g.proc.cmd.Process.Pid) + "/ns/net"
-}
-
 // Pids returns the host pids of this glusterd's processes: glusterd, the
 // bricks, the self-heal daemon and the FUSE clients (every process whose
 // command line names the temp dir). They share one network namespace, so
