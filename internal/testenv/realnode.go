@@ -76,6 +76,9 @@ const realNodeInit = `set -eu
 hostname "$3"
 mount --make-rshared /
 ip link set lo up
+# Outgoing connections (containerd's stream server, the kubelet's) keep off
+# the brick ports of a glusterd on the node (49152-49251).
+echo "32768 49151" > /proc/sys/net/ipv4/ip_local_port_range
 ip link add node0 type bridge
 ip addr add "$4" dev node0
 ip addr add "$5/32" dev node0
@@ -350,6 +353,32 @@ func (n *RealNode) StartProcess(name, bin string, args []string, env []string) (
 		return nil, err
 	}
 	return &NodeProcess{p: p}, nil
+}
+
+// NewGlusterd starts a glusterd on the node, closed when the test ends: in
+// the node's network namespace (its own PID and mount namespaces, as
+// Glusterd's always are), so that the node's processes, hostNetwork pods
+// and the FUSE clients a CSI node plugin starts reach it on
+// 127.0.0.1:24007 and its bricks on 127.1:49152-49251, as on a storage node
+// of a GlusterFS cluster. One per node: the ports are fixed. It skips (or
+// fails under CI=true) as NewGlusterd does.
+func (n *RealNode) NewGlusterd(t testing.TB) *Glusterd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	g, err := startGlusterd(ctx, n.NetNS())
+	if err != nil {
+		failOrSkip(t, fmt.Errorf("start glusterd on node %s: %w", n.Name, err))
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("glusterd logs:\n%s", g.Log())
+		}
+		if err := g.Close(); err != nil {
+			t.Errorf("close glusterd: %v", err)
+		}
+	})
+	return g
 }
 
 // StartProcessInNetNS is StartProcess with another network namespace than

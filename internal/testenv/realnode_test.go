@@ -193,79 +193,103 @@ func TestRealNode(t *testing.T) {
 		}
 	})
 
-	t.Run("a pod writes through a GlusterFS mount made on the node", func(t *testing.T) {
-		g := testenv.NewGlusterd(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		bricks, err := g.CreateVolume(ctx, "realnode", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		glusterfs, err := testenv.Binary(ctx, "glusterfs")
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The FUSE client reaches glusterd in glusterd's network
-		// namespace; its mount is made in the node's mount namespace,
-		// under the kubelet's folder, as a CSI node plugin's would be.
-		mnt := "/var/lib/kubelet/glusterkube-test/realnode"
-		if err := os.MkdirAll(node.HostPath(mnt), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		client, err := node.StartProcessInNetNS("glusterfs-realnode", g.NetNS(), glusterfs, []string{
-			"-N", "--log-file=-", "--volfile-server=127.0.0.1", "--volfile-id=realnode", mnt,
-		}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A pod writes through a GlusterFS FUSE mount made in the node's mount
+	// namespace, under the kubelet's folder, as a CSI node plugin's would
+	// be; the bytes land on the brick.
+	for _, tc := range []struct {
+		name, volume string
+		glusterd     func(t *testing.T) *testenv.Glusterd
+		// client starts the FUSE client (args) on the node.
+		client func(g *testenv.Glusterd, name string, args []string) (*testenv.NodeProcess, error)
+	}{{
+		// The node is a storage node: the client runs in all the node's
+		// namespaces, as a hostNetwork node plugin does.
+		name:     "glusterd on the node",
+		volume:   "onnode",
+		glusterd: func(t *testing.T) *testenv.Glusterd { return node.NewGlusterd(t) },
+		client: func(_ *testenv.Glusterd, name string, args []string) (*testenv.NodeProcess, error) {
+			return node.StartProcess(name, args[0], args[1:], nil)
+		},
+	}, {
+		// glusterd in a namespace of its own: the client joins it.
+		name:     "glusterd in its own network namespace",
+		volume:   "ownns",
+		glusterd: func(t *testing.T) *testenv.Glusterd { return testenv.NewGlusterd(t) },
+		client: func(g *testenv.Glusterd, name string, args []string) (*testenv.NodeProcess, error) {
+			return node.StartProcessInNetNS(name, g.NetNS(), args[0], args[1:], nil)
+		},
+	}} {
+		t.Run("a pod writes through a GlusterFS mount made on the node/"+tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			if _, err := node.Run(ctx, "umount", "-l", mnt); err != nil {
-				t.Errorf("unmount: %v", err)
+			glusterfs, err := testenv.Binary(ctx, "glusterfs")
+			if err != nil {
+				t.Fatal(err)
 			}
-			client.Stop(5 * time.Second)
+			g := tc.glusterd(t)
+			bricks, err := g.CreateVolume(ctx, tc.volume, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mnt := "/var/lib/kubelet/glusterkube-test/" + tc.volume
+			if err := os.MkdirAll(node.HostPath(mnt), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			client, err := tc.client(g, "glusterfs-"+tc.volume, []string{glusterfs,
+				"-N", "--log-file=-", "--volfile-server=127.0.0.1", "--volfile-id=" + tc.volume, mnt})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Before glusterd's cleanup (cleanups run last first).
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if _, err := node.Run(ctx, "umount", "-l", mnt); err != nil {
+					t.Errorf("unmount: %v", err)
+				}
+				client.Stop(5 * time.Second)
+			})
+			for {
+				// The root of a mounted GlusterFS volume is inode 1.
+				out, err := node.Run(ctx, "stat", "-c", "%i", mnt)
+				if err == nil && strings.TrimSpace(out) == "1" {
+					break
+				}
+				if client.Exited() || ctx.Err() != nil {
+					t.Fatalf("GlusterFS volume not mounted on the node (%q, %v); client log:\n%s", out, err, client.Log(20))
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			ns := env.Namespace(t)
+			prop := corev1.MountPropagationHostToContainer
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "writer", Namespace: ns},
+				Spec: corev1.PodSpec{
+					RestartPolicy: corev1.RestartPolicyNever,
+					Containers: []corev1.Container{{
+						Name: "main", Image: testenv.BusyboxImage, ImagePullPolicy: corev1.PullNever,
+						Command:      []string{"/bin/sh", "-c", `echo "written by $(hostname)" > /data/from-pod && cat /data/from-pod`},
+						VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data", MountPropagation: &prop}},
+					}},
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: mnt}}}},
+				},
+			}
+			node.Pin(&pod.Spec)
+			if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			done := waitPod(ctx, t, env, ns, pod.Name, func(p *corev1.Pod) bool {
+				return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+			})
+			if done.Status.Phase != corev1.PodSucceeded {
+				t.Fatalf("writer pod %s", done.Status.Phase)
+			}
+			b, err := os.ReadFile(filepath.Join(bricks[0], "from-pod"))
+			if err != nil || string(b) != "written by writer\n" {
+				t.Fatalf("file on the brick: %q, %v", b, err)
+			}
 		})
-		for {
-			// The root of a mounted GlusterFS volume is inode 1.
-			out, err := node.Run(ctx, "stat", "-c", "%i", mnt)
-			if err == nil && strings.TrimSpace(out) == "1" {
-				break
-			}
-			if client.Exited() || ctx.Err() != nil {
-				t.Fatalf("GlusterFS volume not mounted on the node (%q, %v); client log:\n%s", out, err, client.Log(20))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		ns := env.Namespace(t)
-		prop := corev1.MountPropagationHostToContainer
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: "writer", Namespace: ns},
-			Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				Containers: []corev1.Container{{
-					Name: "main", Image: testenv.BusyboxImage, ImagePullPolicy: corev1.PullNever,
-					Command:      []string{"/bin/sh", "-c", `echo "written by $(hostname)" > /data/from-pod && cat /data/from-pod`},
-					VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data", MountPropagation: &prop}},
-				}},
-				Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: mnt}}}},
-			},
-		}
-		node.Pin(&pod.Spec)
-		if _, err := env.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		done := waitPod(ctx, t, env, ns, pod.Name, func(p *corev1.Pod) bool {
-			return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
-		})
-		if done.Status.Phase != corev1.PodSucceeded {
-			t.Fatalf("writer pod %s", done.Status.Phase)
-		}
-		b, err := os.ReadFile(filepath.Join(bricks[0], "from-pod"))
-		if err != nil || string(b) != "written by writer\n" {
-			t.Fatalf("file on the brick: %q, %v", b, err)
-		}
-	})
+	}
 
 	t.Run("everything it runs is inside its network namespace", func(t *testing.T) {
 		nodeNet, err := os.Readlink(node.NetNS())
