@@ -344,15 +344,11 @@ func (n *RealNode) nsenterNetArgs(netns, bin string, args ...string) []string {
 
 // StartProcess starts a long-running process on the node (in all its
 // namespaces, so its mounts are the kubelet's), logging to Dir/<name>.log.
-// It ends with the node, or with StopProcess. This is how a program runs
-// on the node as a host process (a CSI node plugin, a mount service)
-// rather than in a pod.
-func (n *RealNode) StartProcess(name, bin string, args []string, env []string) (*NodeProcess, error) {
-	p, err := startProcess(name, n.Dir, n.bins["nsenter"], n.nsenterArgs(bin, args...), env)
-	if err != nil {
-		return nil, err
-	}
-	return &NodeProcess{p: p}, nil
+// It ends with the node, or with Stop. This is how a program runs on the
+// node as a host process (a CSI node plugin, a mount service) rather than
+// in a pod; with Command, the program is glusterkube itself.
+func (n *RealNode) StartProcess(name, bin string, args []string, env []string) (*Process, error) {
+	return StartProcess(name, n.Dir, n.bins["nsenter"], n.nsenterArgs(bin, args...), env)
 }
 
 // NewGlusterd starts a glusterd on the node, closed when the test ends: in
@@ -385,25 +381,9 @@ func (n *RealNode) NewGlusterd(t testing.TB) *Glusterd {
 // the node's (netns, a /proc/PID/ns/net path): a GlusterFS client that must
 // reach a test glusterd (Glusterd.NetNS) while its mount is made in the
 // node's mount namespace, where the kubelet and the pods see it.
-func (n *RealNode) StartProcessInNetNS(name, netns, bin string, args []string, env []string) (*NodeProcess, error) {
-	p, err := startProcess(name, n.Dir, n.bins["nsenter"], n.nsenterNetArgs(netns, bin, args...), env)
-	if err != nil {
-		return nil, err
-	}
-	return &NodeProcess{p: p}, nil
+func (n *RealNode) StartProcessInNetNS(name, netns, bin string, args []string, env []string) (*Process, error) {
+	return StartProcess(name, n.Dir, n.bins["nsenter"], n.nsenterNetArgs(netns, bin, args...), env)
 }
-
-// NodeProcess is a process StartProcess started.
-type NodeProcess struct{ p *process }
-
-// Stop sends SIGTERM, then SIGKILL after grace.
-func (p *NodeProcess) Stop(grace time.Duration) { p.p.stop(grace) }
-
-// Exited reports whether the process has ended.
-func (p *NodeProcess) Exited() bool { return p.p.exited() }
-
-// Log returns the last lines of the process's log.
-func (p *NodeProcess) Log(lines int) string { return p.p.tail(lines) }
 
 // Run runs a command on the node (in all its namespaces) and returns its
 // combined output.

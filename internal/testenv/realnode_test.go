@@ -200,14 +200,14 @@ func TestRealNode(t *testing.T) {
 		name, volume string
 		glusterd     func(t *testing.T) *testenv.Glusterd
 		// client starts the FUSE client (args) on the node.
-		client func(g *testenv.Glusterd, name string, args []string) (*testenv.NodeProcess, error)
+		client func(g *testenv.Glusterd, name string, args []string) (*testenv.Process, error)
 	}{{
 		// The node is a storage node: the client runs in all the node's
 		// namespaces, as a hostNetwork node plugin does.
 		name:     "glusterd on the node",
 		volume:   "onnode",
 		glusterd: func(t *testing.T) *testenv.Glusterd { return node.NewGlusterd(t) },
-		client: func(_ *testenv.Glusterd, name string, args []string) (*testenv.NodeProcess, error) {
+		client: func(_ *testenv.Glusterd, name string, args []string) (*testenv.Process, error) {
 			return node.StartProcess(name, args[0], args[1:], nil)
 		},
 	}, {
@@ -215,7 +215,7 @@ func TestRealNode(t *testing.T) {
 		name:     "glusterd in its own network namespace",
 		volume:   "ownns",
 		glusterd: func(t *testing.T) *testenv.Glusterd { return testenv.NewGlusterd(t) },
-		client: func(g *testenv.Glusterd, name string, args []string) (*testenv.NodeProcess, error) {
+		client: func(g *testenv.Glusterd, name string, args []string) (*testenv.Process, error) {
 			return node.StartProcessInNetNS(name, g.NetNS(), args[0], args[1:], nil)
 		},
 	}} {
