@@ -23,7 +23,7 @@ image:
 deps:
 	@hack/deps.sh
 
-# Build (once; cached in ~/.cache/glusterkube) heketi, the control plane and kwok.
+# Build (once; cached in ~/.cache/glusterkube) heketi, the control plane and the kubelet, kwok and pause.
 binaries: deps
 	$(GO) run ./hack/envctl build
 

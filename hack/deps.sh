@@ -2,7 +2,11 @@
 # Installs the Debian packages the test environment needs, when missing.
 # As root it runs apt-get; otherwise it prints the command and fails.
 set -euo pipefail
-pkgs=(etcd-server glusterfs-server glusterfs-client attr golang-github-lpabon-godbc-dev iproute2 util-linux mount fuse3)
+# The real node (internal/testenv/realnode.go) adds containerd with its
+# runc shim, runc, the CNI plugins, and busybox-static for the test pods'
+# image.
+pkgs=(etcd-server glusterfs-server glusterfs-client attr golang-github-lpabon-godbc-dev iproute2 util-linux mount fuse3
+  containerd runc containernetworking-plugins busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,20 +27,28 @@ type component struct {
 	// recipe changes when the component's build steps change, so that
 	// cached binaries of the old steps are rebuilt.
 	recipe string
+	// sources: the module's own .go files decide its binaries too (the
+	// others only pin modules, so go.mod and go.sum say it all).
+	sources bool
 }
 
 var components = []component{
 	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi, recipe: "4+mock-clone"}, // the mock executor clones (heketi_mockclone.go)
-	{module: "kube", bins: []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"}, build: buildKube, recipe: "5"},
+	{module: "kube", bins: []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet"}, build: buildKube, recipe: "6"},
 	{module: "kwok", bins: []string{"kwok", "kwok-stages"}, build: buildKwok, recipe: "4"},
+	{module: "pause", bins: []string{"pause"}, build: buildPause, recipe: "1", sources: true},
 }
 
 // systemBinaries come from Debian packages.
 var systemBinaries = map[string]string{
-	"etcd":      "etcd-server",
-	"glusterd":  "glusterfs-server",
-	"glusterfs": "glusterfs-client",
-	"gluster":   "glusterfs-server",
+	"etcd":                    "etcd-server",
+	"glusterd":                "glusterfs-server",
+	"glusterfs":               "glusterfs-client",
+	"gluster":                 "glusterfs-server",
+	"containerd":              "containerd",
+	"containerd-shim-runc-v2": "containerd",
+	"ctr":                     "containerd",
+	"runc":                    "runc",
 }
 
 var binMu sync.Mutex
@@ -108,7 +116,7 @@ func ensureComponent(ctx context.Context, c component) (string, error) {
 	binMu.Lock()
 	defer binMu.Unlock()
 	modDir := filepath.Join(RepoRoot(), "hack", c.module)
-	key, err := componentKey(modDir, c.recipe)
+	key, err := componentKey(modDir, c.recipe, c.sources)
 	if err != nil {
 		return "", err
 	}
@@ -158,11 +166,22 @@ func complete(dir string, bins []string) bool {
 	return true
 }
 
-// componentKey hashes what decides a component's binaries: its module files,
-// its build recipe's version and the Go version.
-func componentKey(modDir, recipe string) (string, error) {
+// componentKey hashes what decides a component's binaries: its module files
+// (and its own sources, when it has them), its build recipe's version and
+// the Go version.
+func componentKey(modDir, recipe string, sources bool) (string, error) {
 	h := sha256.New()
-	for _, f := range []string{"go.mod", "go.sum"} {
+	files := []string{"go.mod", "go.sum"}
+	if sources {
+		srcs, err := filepath.Glob(filepath.Join(modDir, "*.go"))
+		if err != nil {
+			return "", err
+		}
+		for _, f := range srcs {
+			files = append(files, filepath.Base(f))
+		}
+	}
+	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join(modDir, f))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return "", err
@@ -293,7 +312,14 @@ func buildKube(ctx context.Context, modDir, outDir string) error {
 	return goBuild(ctx, modDir, nil, "-ldflags", ld, "-o", outDir+"/",
 		"k8s.io/kubernetes/cmd/kube-apiserver", "k8s.io/kubernetes/cmd/kube-controller-manager", "k8s.io/kubernetes/cmd/kube-scheduler",
 		// kubectl: tests apply what users apply the way they apply it.
-		"k8s.io/kubernetes/cmd/kubectl")
+		"k8s.io/kubernetes/cmd/kubectl",
+		// kubelet: the real node's (realnode.go).
+		"k8s.io/kubernetes/cmd/kubelet")
+}
+
+// buildPause builds hack/pause static: the pause image holds this one file.
+func buildPause(ctx context.Context, modDir, outDir string) error {
+	return goBuild(ctx, modDir, []string{"CGO_ENABLED=0"}, "-ldflags", "-s -w", "-o", filepath.Join(outDir, "pause"), ".")
 }
 
 func buildKwok(ctx context.Context, modDir, outDir string) error {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -22,9 +23,16 @@ type pki struct {
 	servingCert, servingKey string
 	adminCert, adminKey     string
 	saKey, saPub            string
+	kubeletClientCert       string // the API server's client cert for kubelets
+	kubeletClientKey        string
 	caPEM                   []byte
 	adminCertPEM            []byte
 	adminKeyPEM             []byte
+
+	ca       *x509.Certificate
+	caSigner *ecdsa.PrivateKey
+	serialMu sync.Mutex
+	serial   int64
 }
 
 func writePEM(path, typ string, der []byte) ([]byte, error) {
@@ -67,31 +75,11 @@ func newPKI(dir string) (*pki, error) {
 	if _, err := writePEM(p.caKey, "EC PRIVATE KEY", caKeyDER); err != nil {
 		return nil, err
 	}
-	caParsed, _ := x509.ParseCertificate(caDER)
-	leaf := func(serial int64, tmpl *x509.Certificate, certPath, keyPath string) ([]byte, []byte, error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		tmpl.SerialNumber = big.NewInt(serial)
-		tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caParsed, &key.PublicKey, caKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		certPEM, err := writePEM(certPath, "CERTIFICATE", der)
-		if err != nil {
-			return nil, nil, err
-		}
-		kder, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			return nil, nil, err
-		}
-		keyPEM, err := writePEM(keyPath, "EC PRIVATE KEY", kder)
-		return certPEM, keyPEM, err
+	if p.ca, err = x509.ParseCertificate(caDER); err != nil {
+		return nil, err
 	}
-	if _, _, err := leaf(2, &x509.Certificate{
+	p.caSigner, p.serial = caKey, 1
+	if _, _, err := p.issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.0.0.1")},
@@ -99,10 +87,19 @@ func newPKI(dir string) (*pki, error) {
 	}, p.servingCert, p.servingKey); err != nil {
 		return nil, err
 	}
-	if p.adminCertPEM, p.adminKeyPEM, err = leaf(3, &x509.Certificate{
+	if p.adminCertPEM, p.adminKeyPEM, err = p.issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "glusterkube-admin", Organization: []string{"system:masters"}},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, p.adminCert, p.adminKey); err != nil {
+		return nil, err
+	}
+	// The API server authenticates to kubelets (logs, exec) as a member of
+	// system:masters, which every kubelet's webhook authorizer allows.
+	p.kubeletClientCert, p.kubeletClientKey = filepath.Join(dir, "kubelet-client.crt"), filepath.Join(dir, "kubelet-client.key")
+	if _, _, err := p.issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, p.kubeletClientCert, p.kubeletClientKey); err != nil {
 		return nil, err
 	}
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -120,4 +117,33 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// issue signs a certificate for tmpl with the test CA and writes it and a
+// new key as PEM files.
+func (p *pki) issue(tmpl *x509.Certificate, certPath, keyPath string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.serialMu.Lock()
+	p.serial++
+	tmpl.SerialNumber = big.NewInt(p.serial)
+	p.serialMu.Unlock()
+	now := time.Now()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caSigner)
+	if err != nil {
+		return nil, nil, err
+	}
+	if certPEM, err = writePEM(certPath, "CERTIFICATE", der); err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err = writePEM(keyPath, "EC PRIVATE KEY", kder)
+	return certPEM, keyPEM, err
 }

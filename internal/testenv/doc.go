@@ -15,7 +15,11 @@
 //     servers;
 //   - glusterkube itself: a test binary whose TestMain calls
 //     RunCommandIfAsked(app.Main) runs as glusterkube when started through
-//     Command (a CSI node plugin, a mount service), under StartProcess.
+//     Command (a CSI node plugin, a mount service), under StartProcess;
+//   - a real node on demand (env.NewRealNode(t), Options.RealNode): the
+//     kubelet (built from hack/kube) and Debian's containerd, runc and CNI
+//     plugins in namespaces of their own, running real pods from images
+//     built locally (see realnode.go and images.go).
 //
 // Binaries are built once into a cache folder keyed by the nested modules'
 // go.mod/go.sum and rebuilt only when a pinned version changes.

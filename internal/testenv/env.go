@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +29,11 @@ type Options struct {
 	Nodes int
 	// Heketi runs one shared heketi server (no auth).
 	Heketi bool
+	// RealNode starts one real node (real-node-1: a kubelet and containerd
+	// running real pods, see realnode.go) with the environment. When the
+	// machine cannot run it the environment starts without it and
+	// Env.RealNode skips (or fails, under CI=true) the tests that need it.
+	RealNode bool
 	// Dir, when set, is used instead of a new temp dir (and kept).
 	Dir string
 }
@@ -43,6 +49,11 @@ type Env struct {
 
 	keepDir bool
 	kube    *kube
+
+	mu            sync.Mutex
+	realNodes     []*RealNode
+	realNodeCount int   // real nodes ever started, for names and addresses
+	realNodeErr   error // why Options.RealNode's node did not start
 }
 
 // Integration reports whether integration tests are on.
@@ -60,9 +71,17 @@ var (
 	currentErr error
 )
 
+// childEnv is set in the environment of a test binary that a test runs
+// again as a helper process (to kill it, say): Main then runs the tests
+// without starting an environment, and the test knows it is the child.
+const childEnv = "GLUSTERKUBE_TESTENV_CHILD"
+
 // Main is for TestMain: it starts the environment (when integration tests
 // are on), runs the tests and stops everything, also on SIGINT/SIGTERM.
 func Main(m *testing.M, opts Options) int {
+	if os.Getenv(childEnv) != "" {
+		return m.Run()
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -188,12 +207,26 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		if err := e.WaitNodesReady(ctx, e.Nodes...); err != nil {
 			return nil, err
 		}
+		if opts.RealNode {
+			if _, err := e.StartRealNode(ctx, "real-node-1"); err != nil {
+				e.realNodeErr = err
+				fmt.Fprintf(os.Stderr, "testenv: real node: %v\n", err)
+			}
+		}
 	}
 	return e, nil
 }
 
 // Stop stops every component and removes the temp dirs.
 func (e *Env) Stop() {
+	e.mu.Lock()
+	nodes := append([]*RealNode(nil), e.realNodes...)
+	e.mu.Unlock()
+	for _, n := range nodes {
+		if err := n.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "testenv: stop real node %s: %v\n", n.Name, err)
+		}
+	}
 	if e.kube != nil {
 		e.kube.stop()
 	}

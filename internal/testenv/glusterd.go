@@ -131,7 +131,14 @@ func glusterdPrereqs(ctx context.Context) (map[string]string, error) {
 }
 
 // StartGlusterd starts a glusterd in a new temp dir. Close it with Close.
-func StartGlusterd(ctx context.Context) (_ *Glusterd, err error) {
+func StartGlusterd(ctx context.Context) (*Glusterd, error) {
+	return startGlusterd(ctx, "")
+}
+
+// startGlusterd starts a glusterd in a new network namespace, or in the
+// existing one at netns (a real node's: the node is then a storage node,
+// and its processes reach glusterd on 127.0.0.1:24007).
+func startGlusterd(ctx context.Context, netns string) (_ *Glusterd, err error) {
 	bins, err := glusterdPrereqs(ctx)
 	if err != nil {
 		return nil, err
@@ -168,10 +175,16 @@ func StartGlusterd(ctx context.Context) (_ *Glusterd, err error) {
 		return nil, err
 	}
 	// --kill-child: glusterd dies with unshare, and with it the namespace.
-	p, err := startProcess("glusterd", dir, bins["unshare"], []string{
+	bin, args := bins["unshare"], []string{
 		"--net", "--pid", "--fork", "--kill-child", "--mount-proc",
 		"sh", "-c", glusterdInit, "glusterd-init", dir, bins["glusterd"],
-	}, nil)
+	}
+	if netns != "" {
+		// nsenter joins the network namespace and execs unshare (no
+		// fork without --pid), so Pdeathsig still reaches unshare.
+		bin, args = bins["nsenter"], append([]string{"--net=" + netns, "--", bin}, args[1:]...)
+	}
+	p, err := startProcess("glusterd", dir, bin, args, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,9 @@ type kube struct {
 	config     *rest.Config
 	client     kubernetes.Interface
 	procs      []*process // in start order
+	apiPort    int        // kube-apiserver's port on 127.0.0.1
+	pki        *pki
+	egress     *egressProxy
 }
 
 func startKube(ctx context.Context, dir string) (_ *kube, err error) {
@@ -47,6 +50,14 @@ func startKube(ctx context.Context, dir string) (_ *kube, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("certificates: %w", err)
 	}
+	k.pki = pki
+	if k.egress, err = startEgressProxy(filepath.Join(k.dir, "egress.sock")); err != nil {
+		return nil, err
+	}
+	egressConfig := filepath.Join(k.dir, "egress-selector.yaml")
+	if err := os.WriteFile(egressConfig, fmt.Appendf(nil, egressSelectorConfig, filepath.Join(k.dir, "egress.sock")), 0o644); err != nil {
+		return nil, err
+	}
 	ports := map[string]int{}
 	for _, n := range []string{"etcd", "etcd-peer", "apiserver", "cm", "scheduler", "kwok"} {
 		if ports[n], err = freePort(); err != nil {
@@ -71,6 +82,7 @@ func startKube(ctx context.Context, dir string) (_ *kube, err error) {
 	k.procs = append(k.procs, etcd)
 
 	// kube-apiserver
+	k.apiPort = ports["apiserver"]
 	apiURL := fmt.Sprintf("https://127.0.0.1:%d", ports["apiserver"])
 	api, err := startProcess("kube-apiserver", k.dir, bins["kube-apiserver"], []string{
 		"--etcd-servers=" + etcdURL,
@@ -83,7 +95,13 @@ func startKube(ctx context.Context, dir string) (_ *kube, err error) {
 		"--service-account-key-file=" + pki.saPub,
 		"--service-account-signing-key-file=" + pki.saKey,
 		"--service-cluster-ip-range=10.0.0.0/24",
-		"--authorization-mode=RBAC",
+		// Node authorization and NodeRestriction, as in a production
+		// cluster: a real node's kubelet acts as system:node:<name>.
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--kubelet-client-certificate=" + pki.kubeletClientCert,
+		"--kubelet-client-key=" + pki.kubeletClientKey,
+		"--egress-selector-config-file=" + egressConfig,
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false",
@@ -105,7 +123,7 @@ func startKube(ctx context.Context, dir string) (_ *kube, err error) {
 		return nil, err
 	}
 	k.kubeconfig = filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(k.kubeconfig, apiURL, pki); err != nil {
+	if err := writeKubeconfig(k.kubeconfig, apiURL, pki.caPEM, pki.adminCertPEM, pki.adminKeyPEM); err != nil {
 		return nil, err
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
@@ -190,11 +208,11 @@ func startKube(ctx context.Context, dir string) (_ *kube, err error) {
 	return k, nil
 }
 
-func writeKubeconfig(path, server string, p *pki) error {
+func writeKubeconfig(path, server string, caPEM, certPEM, keyPEM []byte) error {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["testenv"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.caPEM}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: p.adminCertPEM, ClientKeyData: p.adminKeyPEM}
-	cfg.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "admin"}
+	cfg.Clusters["testenv"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos["user"] = &clientcmdapi.AuthInfo{ClientCertificateData: certPEM, ClientKeyData: keyPEM}
+	cfg.Contexts["testenv"] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: "user"}
 	cfg.CurrentContext = "testenv"
 	return clientcmd.WriteToFile(*cfg, path)
 }
@@ -203,5 +221,8 @@ func (k *kube) stop() {
 	// Reverse order: kwok and controllers first, etcd last.
 	for i := len(k.procs) - 1; i >= 0; i-- {
 		k.procs[i].stop(5 * time.Second)
+	}
+	if k.egress != nil {
+		k.egress.close()
 	}
 }

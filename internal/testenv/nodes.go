@@ -119,7 +119,14 @@ func (e *Env) WaitNodesReady(ctx context.Context, names ...string) error {
 // Namespace creates a namespace for one test, deleted when it ends.
 func (e *Env) Namespace(t testing.TB) string {
 	t.Helper()
-	name := "t-" + strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	// Any character a namespace name cannot hold (subtest names have
+	// spaces, commas, ...) becomes "-".
+	name := "t-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name()))
 	if len(name) > 50 {
 		name = name[:50]
 	}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -19,6 +20,19 @@ var (
 	ownedMu sync.Mutex
 	owned   = map[string]*os.File{} // dir -> its locked owner file
 )
+
+// dirCleanups, by temp dir prefix, undo what a dir's owner made outside
+// the dir (a real node's cgroups), before the dir is removed: by its owner,
+// on a signal, or by the sweep after the owner died.
+var dirCleanups = map[string]func(dir string){}
+
+func cleanupOutside(dir string) {
+	for prefix, f := range dirCleanups {
+		if strings.HasPrefix(filepath.Base(dir), prefix) {
+			f(dir)
+		}
+	}
+}
 
 // ownedTempDir sweeps stale dirs with the prefix, then makes a new one and
 // locks it.
@@ -51,6 +65,7 @@ func removeOwnedDir(dir string) error {
 	f := owned[dir]
 	delete(owned, dir)
 	ownedMu.Unlock()
+	cleanupOutside(dir)
 	err := os.RemoveAll(dir)
 	if f != nil {
 		f.Close()
@@ -82,6 +97,7 @@ func sweepStaleDirs(prefix string) {
 			continue
 		}
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			cleanupOutside(dir)
 			_ = os.RemoveAll(dir)
 		}
 		f.Close()

@@ -1,0 +1,188 @@
+package testenv
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// A real node's kubelet puts its pods under a cgroup of its own (the
+// kubelet's cgroupRoot): <the test binary's cgroup>/<node temp dir name>,
+// in every cgroup hierarchy. Nested under the test binary's own cgroup (its
+// memory cgroup on a v1 host, where the machine's process manager keeps
+// each command's processes), what the node runs stays accounted where the
+// test runs; named after the temp dir, two test binaries never share
+// kubepods. The node's temp dir holds the list of what was made (file
+// "cgroups"), so whoever removes the dir — Stop, the signal handler, or the
+// sweep after a SIGKILL — removes the cgroups first (dirCleanups).
+
+const cgroupsFile = "cgroups"
+
+func init() { dirCleanups[realNodePrefix] = removeNodeCgroups }
+
+// cgroupMounts returns the mount points of the host's cgroup hierarchies
+// (v1 controllers, named v1 hierarchies and the v2 unified one).
+func cgroupMounts() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		sep := slices.Index(fields, "-")
+		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
+			continue
+		}
+		if t := fields[sep+1]; t == "cgroup" || t == "cgroup2" {
+			out = append(out, unescapeMount(fields[4]))
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no cgroup file system is mounted")
+	}
+	return out, sc.Err()
+}
+
+// ownCgroup returns this process's cgroup: in the v1 memory hierarchy when
+// there is one, else in the unified one.
+func ownCgroup() string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "/"
+	}
+	unified := "/"
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if slices.Contains(strings.Split(parts[1], ","), "memory") {
+			return parts[2]
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			unified = parts[2]
+		}
+	}
+	return unified
+}
+
+// createCgroupRoot makes the cgroup path (and the parents missing on its
+// way) in every hierarchy, and records in dir's cgroups file the path and
+// every folder it made. In a v1 cpuset hierarchy a new cgroup has no CPUs
+// and no memory nodes until given its parent's, and no task could join it.
+func createCgroupRoot(dir, path string) error {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	record := []string{path}
+	var errs []error
+	for _, m := range mounts {
+		cur := m
+		for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
+			parent := cur
+			cur = filepath.Join(cur, part)
+			if err := os.Mkdir(cur, 0o755); errors.Is(err, fs.ErrExist) {
+				continue
+			} else if err != nil {
+				errs = append(errs, fmt.Errorf("create cgroup %s: %w", cur, err))
+				break
+			}
+			record = append(record, cur)
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				b, err := os.ReadFile(filepath.Join(parent, f))
+				if err != nil {
+					continue // not a v1 cpuset hierarchy
+				}
+				if err := os.WriteFile(filepath.Join(cur, f), b, 0o644); err != nil {
+					errs = append(errs, fmt.Errorf("set %s of cgroup %s: %w", f, cur, err))
+				}
+			}
+		}
+	}
+	// Written even on error: the cleanup removes what was made.
+	if err := os.WriteFile(filepath.Join(dir, cgroupsFile), []byte(strings.Join(record, "\n")+"\n"), 0o644); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeNodeCgroups removes what createCgroupRoot recorded in dir: the
+// cgroup path and everything below it in every hierarchy (the kubelet's
+// kubepods tree), deepest first, then the parents it made when they are
+// empty. The kernel refuses (EBUSY) while a process is still in a cgroup,
+// so it retries for a few seconds: the node's processes are ending.
+func removeNodeCgroups(dir string) {
+	_ = removeCgroups(dir, 5*time.Second)
+}
+
+func removeCgroups(dir string, wait time.Duration) error {
+	b, err := os.ReadFile(filepath.Join(dir, cgroupsFile))
+	if err != nil {
+		return nil // nothing was made
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) == 0 {
+		return nil
+	}
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	var errs []error
+	for _, m := range mounts {
+		if err := removeCgroupTree(filepath.Join(m, lines[0]), deadline); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	made := lines[1:]
+	for i := len(made) - 1; i >= 0; i-- {
+		_ = syscall.Rmdir(made[i]) // gone already, or still used by another node: fine
+	}
+	if len(errs) == 0 {
+		_ = os.Remove(filepath.Join(dir, cgroupsFile))
+	}
+	return errors.Join(errs...)
+}
+
+func removeCgroupTree(root string, deadline time.Time) error {
+	for {
+		var dirs []string
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var last error
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := syscall.Rmdir(dirs[i]); err != nil && !errors.Is(err, syscall.ENOENT) {
+				last = fmt.Errorf("remove cgroup %s: %w", dirs[i], err)
+			}
+		}
+		if last == nil || time.Now().After(deadline) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
