@@ -48,6 +48,9 @@ type node struct {
 
 	kubeconfig string
 	nplugin    int
+	// services is the plugin's --services: node unless a test serves the
+	// controller too.
+	services string
 }
 
 func newNode(t testing.TB, g *testenv.Glusterd) *node {
@@ -122,11 +125,15 @@ func (n *node) startMounter() {
 func (n *node) mounterSocket() string { return filepath.Join(n.dir, "mounter.sock") }
 func (n *node) socket() string        { return filepath.Join(n.dir, "csi.sock") }
 
-// startPlugin starts `glusterkube csi --services node`, with the mount
+// startPlugin starts `glusterkube csi --services node` (or n.services), with the mount
 // service when one runs, and connects to it.
 func (n *node) startPlugin(extra ...string) {
 	n.t.Helper()
-	args := []string{"csi", "--services=node", "--endpoint=unix://" + n.socket(), "--node-id=test-node",
+	services := n.services
+	if services == "" {
+		services = "node"
+	}
+	args := []string{"csi", "--services=" + services, "--endpoint=unix://" + n.socket(), "--node-id=test-node",
 		"--kubelet-dir=" + n.kubelet, "--state-dir=" + n.stateDir, "--log-dir=" + n.logDir, "--mount-timeout=40s", "-v=4"}
 	if n.mounter != nil {
 		args = append(args, "--mounter-endpoint=unix://"+n.mounterSocket())
