@@ -132,6 +132,13 @@ func glusterdPrereqs(ctx context.Context) (map[string]string, error) {
 	return bins, nil
 }
 
+// CanRunGlusterd reports why this machine cannot run a Glusterd (not
+// root, no /dev/fuse, a missing binary), nil when it can.
+func CanRunGlusterd(ctx context.Context) error {
+	_, err := glusterdPrereqs(ctx)
+	return err
+}
+
 // StartGlusterd starts a glusterd in a new temp dir. Close it with Close.
 func StartGlusterd(ctx context.Context) (*Glusterd, error) {
 	return startGlusterd(ctx, "")
@@ -231,6 +238,18 @@ func NewGlusterd(t testing.TB) *Glusterd {
 // mount service) run in it.
 func (g *Glusterd) NetNS() string {
 	return "/proc/" + strconv.Itoa(g.proc.cmd.Process.Pid) + "/ns/net"
+}
+
+// ContainerCommand returns the command line (for StartProcess) that runs
+// glusterkube with args (this binary re-executed, see Command) as a
+// container of this glusterd's node would run it: in glusterd's network
+// namespace (the node's storage network: a DaemonSet's hostNetwork), in a
+// new PID namespace whose init is the command, so that ending it ends
+// everything it started, FUSE clients included, and in the host's mount
+// namespace (a container's Bidirectional mount propagation).
+func (g *Glusterd) ContainerCommand(args ...string) (bin string, argv, env []string) {
+	cmd, env := Command(args...)
+	return g.bins["nsenter"], append([]string{"--net=" + g.NetNS(), "--", g.bins["unshare"], "--pid", "--fork", "--kill-child", "--"}, cmd...), env
 }
 
 // Gluster runs the gluster CLI against this glusterd (in script mode) and
