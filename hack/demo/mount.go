@@ -168,8 +168,9 @@ func (d *demo) mountSteps(ctx context.Context) (err error) {
 	if err := os.MkdirAll(filepath.Dir(target), 0o750); err != nil {
 		return err
 	}
-	fmt.Fprintf(d.out, "    NodePublishVolume(volume_id=%s, target=$NODE/kubelet/pods/%s/volumes/kubernetes.io~csi/%s/mount, %s, mount_flags=%v)\n",
-		req.GetVolumeId(), pod.UID, pv.Name, req.GetVolumeCapability().GetAccessMode().GetMode(), req.GetVolumeCapability().GetMount().GetMountFlags())
+	fmt.Fprintf(d.out, "    $ TARGET=$NODE/kubelet/pods/%s/volumes/kubernetes.io~csi/%s/mount\n", pod.UID, pv.Name)
+	fmt.Fprintf(d.out, "    NodePublishVolume(volume_id=%s, target_path=$TARGET, access_mode=%s, mount_flags=%v, volume_context=the PV's volumeAttributes + pod info)\n",
+		req.GetVolumeId(), req.GetVolumeCapability().GetAccessMode().GetMode(), req.GetVolumeCapability().GetMount().GetMountFlags())
 	if _, err := node.NodePublishVolume(ctx, req); err != nil {
 		return fmt.Errorf("NodePublishVolume: %w", err)
 	}
@@ -199,7 +200,7 @@ func (d *demo) mountSteps(ctx context.Context) (err error) {
 	}
 	d.say("the line is on the brick: %d bytes", len(got))
 
-	fmt.Fprintf(d.out, "    NodeUnpublishVolume(volume_id=%s, target=...)\n", req.GetVolumeId())
+	fmt.Fprintf(d.out, "    NodeUnpublishVolume(volume_id=%s, target_path=$TARGET)\n", req.GetVolumeId())
 	if _, err := node.NodeUnpublishVolume(ctx, &csipb.NodeUnpublishVolumeRequest{VolumeId: req.GetVolumeId(), TargetPath: target}); err != nil {
 		return fmt.Errorf("NodeUnpublishVolume: %w", err)
 	}
