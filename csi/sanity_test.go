@@ -119,9 +119,6 @@ func TestSanity(t *testing.T) {
 	cfg.TestVolumeSize = 1 << 30
 	cfg.TestVolumeExpandSize = 2 << 30
 	cfg.IDGen = heketiIDs{}
-	// Each spec that publishes makes a GlusterFS volume (see mirror): ten
-	// publishes of one volume prove idempotence as well as a hundred.
-	cfg.IdempotentCount = 3
 
 	var (
 		mu      sync.Mutex
