@@ -164,6 +164,21 @@ func TestSanity(t *testing.T) {
 		t.Error("no csi-sanity spec passed")
 	}
 
+	// What the plugin refused, by method and code: csi-sanity provokes
+	// refusals on purpose, but none may be a failure of the driver itself.
+	failures := map[string]int{}
+	for _, l := range strings.Split(n.plugin.Log(100000), "\n") {
+		if !strings.Contains(l, `"CSI call failed"`) && !strings.Contains(l, `"CSI call refused"`) {
+			continue
+		}
+		method, code := logField(l, "method"), logField(l, "code")
+		failures[method+" "+code]++
+		if code == "Internal" || code == "Unknown" || code == "Unimplemented" {
+			t.Errorf("the plugin failed a call with %s: %s", code, l)
+		}
+	}
+	t.Logf("refused calls (method code: count): %v", failures)
+
 	// Nothing left behind.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -196,3 +211,13 @@ func (heketiIDs) GenerateUniqueValidVolumeID() string { return randomHex(16) }
 func (heketiIDs) GenerateInvalidVolumeID() string     { return "not-a-glusterkube-volume-id" }
 func (heketiIDs) GenerateUniqueValidNodeID() string   { return "sanity-node-" + randomHex(4) }
 func (heketiIDs) GenerateInvalidNodeID() string       { return "no-such-node" }
+
+// logField returns the value of key="value" in a klog line.
+func logField(line, key string) string {
+	_, rest, ok := strings.Cut(line, " "+key+"=\"")
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, "\"")
+	return v
+}
