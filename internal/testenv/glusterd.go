@@ -360,7 +360,9 @@ func (g *Glusterd) brickDir(volume string) string {
 func (g *Glusterd) AddAddress(ctx context.Context, ip string) error {
 	out, err := exec.CommandContext(ctx, g.bins["nsenter"], "--net="+g.NetNS(), "--",
 		g.bins["ip"], "address", "add", ip+"/32", "dev", "lo").CombinedOutput()
-	if err != nil && !strings.Contains(string(out), "File exists") {
+	// An address already there is fine (iproute2 says "File exists" or
+	// "Address already assigned", depending on its version).
+	if err != nil && !strings.Contains(string(out), "File exists") && !strings.Contains(string(out), "already assigned") {
 		return fmt.Errorf("add address %s in glusterd's network namespace: %w: %s", ip, err, bytes.TrimSpace(out))
 	}
 	return nil
