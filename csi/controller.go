@@ -96,16 +96,28 @@ func (c *Controller) Probe(ctx context.Context) error {
 	return sv.Ping(ctx)
 }
 
+// controllerCapabilities: no PUBLISH_UNPUBLISH_VOLUME (nothing to attach:
+// the CSIDriver says attachRequired false), no snapshots yet.
+// SINGLE_NODE_MULTI_WRITER matches the node service's (KEP-2485: both
+// services advertise it): the external-provisioner and external-resizer
+// read the controller's bit, the kubelet the node's, and with both a
+// ReadWriteOnce claim is SINGLE_NODE_MULTI_WRITER and a ReadWriteOncePod
+// claim SINGLE_NODE_SINGLE_WRITER end to end. CreateVolume takes every
+// access mode (a GlusterFS volume is shared storage), SINGLE_NODE_WRITER
+// of older COs included.
+var controllerCapabilities = []csipb.ControllerServiceCapability_RPC_Type{
+	csipb.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
+	csipb.ControllerServiceCapability_RPC_EXPAND_VOLUME,
+	csipb.ControllerServiceCapability_RPC_LIST_VOLUMES,
+	csipb.ControllerServiceCapability_RPC_GET_CAPACITY,
+	csipb.ControllerServiceCapability_RPC_CLONE_VOLUME,
+	csipb.ControllerServiceCapability_RPC_SINGLE_NODE_MULTI_WRITER,
+}
+
 // ControllerGetCapabilities implements csipb.ControllerServer.
 func (c *Controller) ControllerGetCapabilities(context.Context, *csipb.ControllerGetCapabilitiesRequest) (*csipb.ControllerGetCapabilitiesResponse, error) {
 	var caps []*csipb.ControllerServiceCapability
-	for _, t := range []csipb.ControllerServiceCapability_RPC_Type{
-		csipb.ControllerServiceCapability_RPC_CREATE_DELETE_VOLUME,
-		csipb.ControllerServiceCapability_RPC_EXPAND_VOLUME,
-		csipb.ControllerServiceCapability_RPC_LIST_VOLUMES,
-		csipb.ControllerServiceCapability_RPC_GET_CAPACITY,
-		csipb.ControllerServiceCapability_RPC_CLONE_VOLUME,
-	} {
+	for _, t := range controllerCapabilities {
 		caps = append(caps, &csipb.ControllerServiceCapability{
 			Type: &csipb.ControllerServiceCapability_Rpc{Rpc: &csipb.ControllerServiceCapability_RPC{Type: t}},
 		})

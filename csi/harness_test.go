@@ -48,6 +48,9 @@ type node struct {
 
 	kubeconfig string
 	nplugin    int
+	// services is the plugin's --services: node unless a test serves the
+	// controller too.
+	services string
 }
 
 func newNode(t testing.TB, g *testenv.Glusterd) *node {
@@ -90,21 +93,18 @@ func newNode(t testing.TB, g *testenv.Glusterd) *node {
 	return n
 }
 
-// inNamespaces is the argv that runs a glusterkube command as a container
-// of this node would: in glusterd's network namespace, in a new PID
-// namespace whose init is the command (killing it kills everything it
-// started, FUSE clients included), in the host's mount namespace (a
-// container's Bidirectional mount propagation).
-func (n *node) inNamespaces(args ...string) (argv, env []string) {
-	cmd, env := testenv.Command(args...)
-	return append([]string{"--net=" + n.g.NetNS(), "--", "unshare", "--pid", "--fork", "--kill-child", "--"}, cmd...), env
+// start starts a glusterkube command as a container of this node runs
+// (Glusterd.ContainerCommand): in glusterd's network namespace and a PID
+// namespace of its own.
+func (n *node) start(name string, args ...string) (*testenv.Process, error) {
+	bin, argv, env := n.g.ContainerCommand(args...)
+	return testenv.StartProcess(name, n.dir, bin, argv, env)
 }
 
 // startMounter starts the mount service.
 func (n *node) startMounter() {
 	n.t.Helper()
-	argv, env := n.inNamespaces("mounter", "--endpoint=unix://"+n.mounterSocket(), "--allowed-dir="+n.dir, "-v=4")
-	p, err := testenv.StartProcess("mounter", n.dir, "nsenter", argv, env)
+	p, err := n.start("mounter", "mounter", "--endpoint=unix://"+n.mounterSocket(), "--allowed-dir="+n.dir, "-v=4")
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -122,11 +122,15 @@ func (n *node) startMounter() {
 func (n *node) mounterSocket() string { return filepath.Join(n.dir, "mounter.sock") }
 func (n *node) socket() string        { return filepath.Join(n.dir, "csi.sock") }
 
-// startPlugin starts `glusterkube csi --services node`, with the mount
+// startPlugin starts `glusterkube csi --services node` (or n.services), with the mount
 // service when one runs, and connects to it.
 func (n *node) startPlugin(extra ...string) {
 	n.t.Helper()
-	args := []string{"csi", "--services=node", "--endpoint=unix://" + n.socket(), "--node-id=test-node",
+	services := n.services
+	if services == "" {
+		services = "node"
+	}
+	args := []string{"csi", "--services=" + services, "--endpoint=unix://" + n.socket(), "--node-id=test-node",
 		"--kubelet-dir=" + n.kubelet, "--state-dir=" + n.stateDir, "--log-dir=" + n.logDir, "--mount-timeout=40s", "-v=4"}
 	if n.mounter != nil {
 		args = append(args, "--mounter-endpoint=unix://"+n.mounterSocket())
@@ -136,9 +140,8 @@ func (n *node) startPlugin(extra ...string) {
 	} else {
 		args = append(args, "--events=false")
 	}
-	argv, env := n.inNamespaces(append(args, extra...)...)
 	n.nplugin++
-	p, err := testenv.StartProcess(fmt.Sprintf("plugin-%d", n.nplugin), n.dir, "nsenter", argv, env)
+	p, err := n.start(fmt.Sprintf("plugin-%d", n.nplugin), append(args, extra...)...)
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -394,7 +397,7 @@ func children(pid int) []int {
 }
 
 // zombies returns the exited, unreaped children of the init of a
-// container-like process started by inNamespaces (the child of unshare).
+// container-like process started by node.start (the child of unshare).
 func zombies(p *testenv.Process) []int {
 	var out []int
 	for _, init := range children(p.Pid()) {

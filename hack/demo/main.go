@@ -45,6 +45,9 @@ type demo struct {
 }
 
 func main() {
+	// The demo runs the node's glusterkube processes (mount service, CSI
+	// node plugin) as this binary, re-executed.
+	testenv.RunCommandIfAsked(func(args []string) int { return app.Main(args, os.Stdin, os.Stdout, os.Stderr) })
 	keep := flag.Bool("keep", false, "leave the environment running at the end (Ctrl-C stops it)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -64,7 +67,7 @@ func main() {
 }
 
 func run(ctx context.Context, out io.Writer, keep bool) int {
-	d := &demo{out: out, root: testenv.RepoRoot(), steps: 8}
+	d := &demo{out: out, root: testenv.RepoRoot(), steps: 9}
 	d.title("Start a local environment: etcd, kube-apiserver " + testenv.KubeVersion + ", controller-manager, scheduler, 5 kwok nodes, heketi (mock executor)")
 	start := time.Now()
 	env, err := testenv.Start(ctx, testenv.Options{Kube: true, Heketi: true, Nodes: 5})
@@ -132,6 +135,9 @@ func run(ctx context.Context, out io.Writer, keep bool) int {
 	d.title("The claims and their heketi volumes")
 	d.showClaims(ctx)
 	d.showHeketiVolumes(ctx)
+
+	d.title("Mount " + mountClaim + "'s volume through the CSI node plugin, as the kubelet does for pod " + mountPod)
+	d.mountThroughNodePlugin(ctx)
 
 	d.title("Delete the claims: the Delete class removes its volumes, the Retain class keeps them")
 	d.deleteClaims(ctx)

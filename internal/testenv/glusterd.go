@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -130,6 +132,13 @@ func glusterdPrereqs(ctx context.Context) (map[string]string, error) {
 	return bins, nil
 }
 
+// CanRunGlusterd reports why this machine cannot run a Glusterd (not
+// root, no /dev/fuse, a missing binary), nil when it can.
+func CanRunGlusterd(ctx context.Context) error {
+	_, err := glusterdPrereqs(ctx)
+	return err
+}
+
 // StartGlusterd starts a glusterd in a new temp dir. Close it with Close.
 func StartGlusterd(ctx context.Context) (*Glusterd, error) {
 	return startGlusterd(ctx, "")
@@ -231,6 +240,18 @@ func (g *Glusterd) NetNS() string {
 	return "/proc/" + strconv.Itoa(g.proc.cmd.Process.Pid) + "/ns/net"
 }
 
+// ContainerCommand returns the command line (for StartProcess) that runs
+// glusterkube with args (this binary re-executed, see Command) as a
+// container of this glusterd's node would run it: in glusterd's network
+// namespace (the node's storage network: a DaemonSet's hostNetwork), in a
+// new PID namespace whose init is the command, so that ending it ends
+// everything it started, FUSE clients included, and in the host's mount
+// namespace (a container's Bidirectional mount propagation).
+func (g *Glusterd) ContainerCommand(args ...string) (bin string, argv, env []string) {
+	cmd, env := Command(args...)
+	return g.bins["nsenter"], append([]string{"--net=" + g.NetNS(), "--", g.bins["unshare"], "--pid", "--fork", "--kill-child", "--"}, cmd...), env
+}
+
 // Gluster runs the gluster CLI against this glusterd (in script mode) and
 // returns its standard output.
 func (g *Glusterd) Gluster(ctx context.Context, args ...string) (string, error) {
@@ -260,7 +281,7 @@ func (g *Glusterd) CreateVolume(ctx context.Context, name string, replica int) (
 	}
 	var bricks []string
 	for i := range n {
-		b := filepath.Join(g.Dir, "bricks", name, strconv.Itoa(i))
+		b := filepath.Join(g.brickDir(name), strconv.Itoa(i))
 		if err := os.MkdirAll(b, 0o755); err != nil {
 			return nil, err
 		}
@@ -288,11 +309,63 @@ func (g *Glusterd) CreateHeketiVolume(ctx context.Context, name string) ([]strin
 	if _, err := g.Gluster(ctx, "volume", "info", name); err == nil {
 		var bricks []string
 		for i := range 3 {
-			bricks = append(bricks, filepath.Join(g.Dir, "bricks", name, strconv.Itoa(i)))
+			bricks = append(bricks, filepath.Join(g.brickDir(name), strconv.Itoa(i)))
 		}
 		return bricks, nil
 	}
 	return g.CreateVolume(ctx, name, 3)
+}
+
+// DeleteVolume stops and deletes a volume made by CreateVolume or
+// CreateHeketiVolume, and removes its brick folders: what heketi does to
+// the GlusterFS volume when it deletes its own. A volume that does not
+// exist is no error.
+func (g *Glusterd) DeleteVolume(ctx context.Context, name string) error {
+	if _, err := g.Gluster(ctx, "volume", "info", name); err != nil {
+		if strings.Contains(err.Error(), "does not exist") {
+			return nil
+		}
+		return err
+	}
+	// force: stop even when a FUSE client still has it mounted (the
+	// client then sees its bricks go).
+	if _, err := g.Gluster(ctx, "volume", "stop", name, "force"); err != nil && !strings.Contains(err.Error(), "is not in the started state") {
+		return err
+	}
+	if _, err := g.Gluster(ctx, "volume", "delete", name); err != nil {
+		return err
+	}
+	return os.RemoveAll(g.brickDir(name))
+}
+
+// brickDir is the folder of a volume's bricks. glusterd refuses a brick
+// whose volfile name (<volume>.<host>.<brick path, / as ->.vol) reaches
+// 255 bytes, so a long volume name (glusterkube's reach 100 bytes) is cut
+// short here, a hash keeping it apart: the brick paths then stay shorter
+// than heketi's own (/var/lib/heketi/mounts/vg_<id>/brick_<id>/brick,
+// 103 bytes), and a volume heketi could make, this glusterd can too.
+func (g *Glusterd) brickDir(volume string) string {
+	name := volume
+	if len(name) > 24 {
+		sum := sha256.Sum256([]byte(volume))
+		name = name[:16] + "-" + hex.EncodeToString(sum[:4])
+	}
+	return filepath.Join(g.Dir, "bricks", name)
+}
+
+// AddAddress adds ip (an IPv4 address) to the loopback interface of
+// glusterd's network namespace, where glusterd listens on every address:
+// storage hosts of a heketi topology written for real nodes (10.0.0.11, …)
+// then reach this glusterd, so a PV's volume context works unchanged.
+func (g *Glusterd) AddAddress(ctx context.Context, ip string) error {
+	out, err := exec.CommandContext(ctx, g.bins["nsenter"], "--net="+g.NetNS(), "--",
+		g.bins["ip"], "address", "add", ip+"/32", "dev", "lo").CombinedOutput()
+	// An address already there is fine (iproute2 says "File exists" or
+	// "Address already assigned", depending on its version).
+	if err != nil && !strings.Contains(string(out), "File exists") && !strings.Contains(string(out), "already assigned") {
+		return fmt.Errorf("add address %s in glusterd's network namespace: %w: %s", ip, err, bytes.TrimSpace(out))
+	}
+	return nil
 }
 
 // Mount mounts a volume with the FUSE client on a new folder in the temp

@@ -153,3 +153,59 @@ func listening(t *testing.T, pid int) []string {
 	}
 	return out
 }
+
+// TestGlusterdHeketiVolumes: a volume named as glusterkube names heketi
+// volumes, at the longest (100 bytes), can be made (its bricks' volfile
+// names stay under glusterd's 255 bytes); a FUSE client reaches it through
+// a storage host address added to glusterd's namespace, as a PV from a
+// topology of real nodes names it; DeleteVolume removes it and its bricks,
+// and again is no error.
+func TestGlusterdHeketiVolumes(t *testing.T) {
+	g := testenv.NewGlusterd(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	name := "vol_" + strings.Repeat("a", 87) + "_0123abcd"
+	if len(name) != 100 {
+		t.Fatalf("name of %d bytes", len(name))
+	}
+	bricks, err := g.CreateHeketiVolume(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := g.CreateHeketiVolume(ctx, name)
+	if err != nil || strings.Join(again, " ") != strings.Join(bricks, " ") {
+		t.Fatalf("again: %v %v, want %v", again, err, bricks)
+	}
+
+	for range 2 {
+		if err := g.AddAddress(ctx, "10.0.0.11"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mnt := t.TempDir()
+	if out, err := exec.CommandContext(ctx, "nsenter", "--net="+g.NetNS(), "--", "mount", "-t", "glusterfs", "10.0.0.11:/"+name, mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount through the added address: %v: %s", err, out)
+	}
+	werr := os.WriteFile(filepath.Join(mnt, "x"), []byte("x"), 0o644)
+	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("umount: %v: %s", err, out)
+	}
+	if werr != nil {
+		t.Fatalf("write through the mount: %v", werr)
+	}
+	if _, err := os.Stat(filepath.Join(bricks[0], "x")); err != nil {
+		t.Errorf("file not on the brick: %v", err)
+	}
+
+	for range 2 {
+		if err := g.DeleteVolume(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := g.Gluster(ctx, "volume", "list"); err != nil || strings.Contains(out, name) {
+		t.Errorf("volume list after delete: %q %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Dir(bricks[0])); !os.IsNotExist(err) {
+		t.Errorf("bricks after delete: %v", err)
+	}
+}
