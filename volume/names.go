@@ -9,8 +9,12 @@ import (
 const (
 	// volumePrefix names volumes of classes without volumenameprefix.
 	volumePrefix = "vol_"
-	// maxVolumeNameLen stays below glusterd's volume name limit.
-	maxVolumeNameLen = 100
+	// maxVolumeNameLen keeps glusterd's brick volfile names within the
+	// 255 bytes a file name may have: glusterd names them
+	// <volume>.<storage host>.<brick path>.vol, and heketi's brick paths
+	// (/var/lib/heketi/mounts/vg_<id>/brick_<id>/brick) take 103 bytes, so
+	// 80 leaves room for a 67-byte storage host name.
+	maxVolumeNameLen = 80
 	// hashLen is the length of the hash that keeps shortened or
 	// sanitised names apart.
 	hashLen = 8

@@ -13,7 +13,7 @@ func TestName(t *testing.T) {
 		{"no prefix derives from the PV", "", "data-web-0", "vol_pvc-" + uid},
 		{"prefix", "dept-dev", "data-web-0", "dept-dev_ns1_data-web-0_0f1e2d3c"},
 		{"dots become dashes", "p", "my.claim", "p_ns1_my-claim_0f1e2d3c"},
-		{"long claim is cut", "p", strings.Repeat("x", 200), "p_ns1_" + strings.Repeat("x", 100-len("p_ns1_")-9) + "_0f1e2d3c"},
+		{"long claim is cut", "p", strings.Repeat("x", 200), "p_ns1_" + strings.Repeat("x", maxVolumeNameLen-len("p_ns1_")-9) + "_0f1e2d3c"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
