@@ -22,6 +22,7 @@ const (
 	kindNoSpace       // heketi has no room for the volume or its growth
 	kindInFlight      // an earlier operation on the same volume still runs
 	kindNotFound      // the volume does not exist
+	kindPlacement     // the volume cannot be placed in the zones asked for
 )
 
 // opError is a failed operation with its class. mayExist says that a
