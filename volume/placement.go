@@ -153,10 +153,10 @@ func (sv *Server) Place(ctx context.Context, class string, cfg *ClassConfig, top
 //     (heketi's strict zone checking), within topo.Allowed;
 //   - placement local: every brick in one zone, topo.Preferred[0] or the
 //     one zone topo.Allowed allows, selected by ZoneTag;
-//   - no placement (the default): spread when the usable nodes span at
-//     least SetSize of the allowed zones; else local when one zone is
-//     chosen (a preferred zone, or one allowed zone); else, with no zone
-//     restriction, heketi's own placement.
+//   - no placement (the default): local when exactly one zone is
+//     allowed; spread when the usable nodes span at least SetSize of the
+//     allowed zones; else local when a zone is preferred; else, with no
+//     zone restriction, heketi's own placement.
 //
 // Nodes without ZoneTag carry no Kubernetes zone: when none has it, the
 // default is heketi's own placement and an explicit placement is an error
@@ -272,12 +272,21 @@ func Decide(class string, cfg *ClassConfig, topo Topology, all []zoneNode) (*Pla
 	if mode == "" {
 		spreadable := false
 		for _, c := range order {
-			if len(eligible(byCluster[c])) >= need {
+			cz := byCluster[c]
+			excluded := 0
+			for z := range cz.count {
+				if !isAllowed(z) {
+					excluded++
+				}
+			}
+			if len(eligible(cz)) >= need && excluded <= 1 {
 				spreadable = true
 				break
 			}
 		}
 		switch {
+		case len(allowed) == 1:
+			mode = PlacementLocal
 		case spreadable:
 			mode = PlacementSpread
 		case localZone != "":
