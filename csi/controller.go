@@ -148,6 +148,10 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 	if err != nil {
 		return nil, err
 	}
+	topo, err := requestTopology(req.GetAccessibilityRequirements())
+	if err != nil {
+		return nil, err
+	}
 	cr, err := c.createCredentials(ctx, cfg, req.GetSecrets())
 	if err != nil {
 		return nil, grpcError(err)
@@ -185,13 +189,16 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 		if source != nil {
 			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes())
 		} else {
-			vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg})
+			vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg, Topology: topo})
 		}
 		if err != nil {
 			return nil, grpcError(err)
 		}
 	}
 	if err := compatible(vol, req.GetCapacityRange(), cfg, source != nil); err != nil {
+		return nil, err
+	}
+	if err := topologyCompatible(vol, topo); err != nil {
 		return nil, err
 	}
 	id, err := c.vols.ID(vol)
@@ -204,6 +211,9 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 		CapacityBytes: vol.SizeBytes(),
 		VolumeContext: VolumeContext(vol),
 		ContentSource: req.GetVolumeContentSource(),
+		// A local volume is accessible from its zone, so the CO pins it
+		// there (PV node affinity); every other from every node.
+		AccessibleTopology: volumeTopology(vol),
 	}}, nil
 }
 
@@ -563,7 +573,7 @@ func grpcError(err error) error {
 	switch {
 	case volume.IsInvalid(err):
 		code = codes.InvalidArgument
-	case volume.IsNoSpace(err), volume.IsGIDExhausted(err):
+	case volume.IsNoSpace(err), volume.IsGIDExhausted(err), volume.IsPlacement(err):
 		code = codes.ResourceExhausted
 	case volume.IsInFlight(err):
 		code = codes.Aborted
