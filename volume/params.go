@@ -315,7 +315,7 @@ func ParseClass(class string, params map[string]string) (*ClassConfig, error) {
 	if cfg.Placement != "" && cfg.ownPlacement {
 		return nil, &ParamError{Class: class, Param: ParamPlacement, Value: cfg.Placement,
 			Problem: fmt.Sprintf("%s also sets heketi's placement options (%s, %s), which placement sets itself", ParamVolumeOptions, OptionZoneChecking, OptionDeviceTagMatch),
-			Want: "drop those options from volumeoptions, or drop placement"}
+			Want:    "drop those options from volumeoptions, or drop placement"}
 	}
 	if cfg.AuthEnabled != nil && !*cfg.AuthEnabled && (cfg.User != "" || cfg.UserKey != "" || cfg.SecretName != "") {
 		return nil, &ParamError{Class: class, Param: ParamRESTAuthEnabled, Value: "false",
