@@ -34,9 +34,16 @@ const examplesDir = "../examples/provisioner"
 // readManifests decodes every YAML document of the examples, in file order.
 func readManifests(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(examplesDir, "*.yaml"))
+	return readManifestsFrom(t, examplesDir)
+}
+
+// readManifestsFrom decodes every YAML document of a folder's manifests,
+// in file order.
+func readManifestsFrom(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests in %s: %v", examplesDir, err)
+		t.Fatalf("no manifests in %s: %v", dir, err)
 	}
 	sort.Strings(files)
 	var objs []*unstructured.Unstructured
