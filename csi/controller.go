@@ -187,7 +187,7 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 	}
 	if vol == nil {
 		if source != nil {
-			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes())
+			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes(), topo)
 		} else {
 			vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg, Topology: topo})
 		}
@@ -237,13 +237,18 @@ func (c *Controller) cloneSource(src *csipb.VolumeContentSource, url string) (vo
 	return id, nil
 }
 
-func (c *Controller) clone(ctx context.Context, sv *volume.Server, name string, source volume.ID, sizeGiB int, limit int64) (*volume.Volume, error) {
+func (c *Controller) clone(ctx context.Context, sv *volume.Server, name string, source volume.ID, sizeGiB int, limit int64, topo volume.Topology) (*volume.Volume, error) {
 	src, err := sv.Get(ctx, source.Heketi)
 	if err != nil {
 		if volume.IsNotFound(err) {
 			return nil, status.Errorf(codes.NotFound, "source volume %s: %v", source, err)
 		}
 		return nil, err
+	}
+	// A clone's bricks are snapshots of its source's: it stays in the
+	// source's zone.
+	if err := topologyCompatible(src, topo); err != nil {
+		return nil, status.Errorf(codes.ResourceExhausted, "source volume %s is in zone %s, and a clone stays with its source, which the requisite topologies (zones %v) do not allow", source, src.Zone, topo.Allowed)
 	}
 	if limit > 0 && src.SizeBytes() > limit {
 		return nil, status.Errorf(codes.OutOfRange, "source volume %s is %d GiB, more than limit_bytes %d: a clone is at least as large as its source", source, src.SizeGiB, limit)

@@ -167,3 +167,36 @@ func TestNodeZoneFromTheNode(t *testing.T) {
 		t.Error("a Node that does not exist has a zone")
 	}
 }
+
+// A clone stays in its source's zone: asked for elsewhere it is refused
+// before anything is cloned; asked for there, it says so.
+func TestControllerCloneKeepsZone(t *testing.T) {
+	f := newCtrlFixture(t)
+	f.fake.NodeTags = map[string]map[string]string{}
+	for i, n := range fakeheketi.Nodes {
+		f.fake.NodeTags[n.ID] = map[string]string{volume.ZoneTag: volume.ZoneTagValue(fmt.Sprintf("zone-%c", 'a'+i))}
+	}
+	ctx := context.Background()
+	params := map[string]string{"placement": "local", "volumetype": "none"}
+	req := createReq("pvc-src", 1, params)
+	req.AccessibilityRequirements = &csipb.TopologyRequirement{Preferred: zoneTopo("zone-c")}
+	src, err := f.c.CreateVolume(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone := func(name string, requisite ...string) (*csipb.CreateVolumeResponse, error) {
+		r := createReq(name, 1, params)
+		r.VolumeContentSource = &csipb.VolumeContentSource{Type: &csipb.VolumeContentSource_Volume{Volume: &csipb.VolumeContentSource_VolumeSource{VolumeId: src.GetVolume().GetVolumeId()}}}
+		r.AccessibilityRequirements = &csipb.TopologyRequirement{Requisite: zoneTopo(requisite...), Preferred: zoneTopo(requisite[0])}
+		return f.c.CreateVolume(ctx, r)
+	}
+	_, err = clone("pvc-elsewhere", "zone-a")
+	wantStatus(t, err, codes.ResourceExhausted, "is in zone zone-c")
+	if n := f.fake.Count("volume_clone"); n != 0 {
+		t.Errorf("%d clones made", n)
+	}
+	resp, err := clone("pvc-there", "zone-c", "zone-a")
+	if err != nil || fmt.Sprint(resp.GetVolume().GetAccessibleTopology()) != fmt.Sprint(zoneTopo("zone-c")) {
+		t.Errorf("clone in the source's zone: %v %v", resp, err)
+	}
+}

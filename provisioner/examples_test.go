@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -168,6 +169,15 @@ func TestExampleManifests(t *testing.T) {
 		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != csi.DriverName || pv.Spec.CSI.VolumeHandle != pv.Annotations[AnnHeketiVolumeID] {
 			t.Errorf("%s: source %+v, want glusterkube's CSI driver", c, pv.Spec.PersistentVolumeSource)
 		}
+	}
+	// A WaitForFirstConsumer claim's volume goes to the zone of its pod's
+	// node, which the provisioner reads.
+	sar, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: sa.Impersonate.UserName, Groups: sa.Impersonate.Groups,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Name: "any-node"},
+	}}, metav1.CreateOptions{})
+	if err != nil || !sar.Status.Allowed {
+		t.Errorf("the example provisioner cannot get Nodes: %v %v", sar.Status, err)
 	}
 	lease, err := kube.CoordinationV1().Leases("glusterkube").Get(ctx, "glusterkube.io-glusterfs", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {
