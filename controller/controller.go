@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
@@ -23,6 +24,8 @@ import (
 	"github.com/glusterkube/glusterkube/daemonset"
 	"github.com/glusterkube/glusterkube/nodes"
 	"github.com/glusterkube/glusterkube/topology"
+	"github.com/glusterkube/glusterkube/volume"
+	"github.com/glusterkube/glusterkube/zones"
 )
 
 // Event reasons on the topology ConfigMap.
@@ -35,6 +38,15 @@ const (
 	ReasonDaemonSetFailed = "DaemonSetApplyFailed"
 	ReasonDaemonSet       = "DaemonSetApplied"
 	ReasonNoTopologyKey   = "NoTopology"
+	// ReasonZonesDisagree: heketi's zones disagree with the Nodes' zone
+	// labels (and heketi is not to follow them).
+	ReasonZonesDisagree = "ZonesDisagree"
+	// ReasonZonesFollowed: heketi's zones were brought in step with the
+	// Nodes' (tags set, empty nodes re-added).
+	ReasonZonesFollowed = "ZonesFollowNodes"
+	// ReasonZonesRefused: a zone change was refused (a node with bricks in
+	// the wrong heketi zone) or failed.
+	ReasonZonesRefused = "ZoneChangeRefused"
 )
 
 // SyncTimeout bounds one reconcile.
@@ -46,6 +58,7 @@ var TopologyKeys = []string{"topology.json", "topology.yaml", "topology.yml"}
 // Heketi is what the controller needs from heketi.
 type Heketi interface {
 	topology.Heketi
+	zones.Heketi
 }
 
 // Config configures the controller.
@@ -60,6 +73,10 @@ type Config struct {
 	DaemonSet *daemonset.Manifest
 	// Load tunes the topology load.
 	Load topology.Options
+	// ZonesFromNodes makes heketi's zones follow the Nodes' zone labels
+	// (package zones: numbers of new and empty nodes, zone tags); without
+	// it, disagreements are only reported, in Warning Events.
+	ZonesFromNodes bool
 	// Recorder records Events on the ConfigMap.
 	Recorder record.EventRecorder
 }
@@ -227,11 +244,23 @@ func (c *Controller) Sync(ctx context.Context) error {
 		return nil
 	}
 
-	plan, err := topology.MakePlan(ctx, c.cfg.Heketi, topo)
+	// Zones first: heketi's zones checked against the Nodes' labels (from
+	// the informer), and made to follow them when configured — which also
+	// rewrites the topology's zones before it is planned.
+	kubeNodes, err := c.listNodes()
 	if err != nil {
-		c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonLoadFailed, "Reading heketi's topology: %v", err)
-		return fmt.Errorf("plan: %w", err)
+		return err
 	}
+	zout, zerr := zones.Reconcile(ctx, c.cfg.Heketi, topo, kubeNodes, c.cfg.ZonesFromNodes)
+	if zout == nil || zout.Current == nil {
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonLoadFailed, "Reading heketi's topology: %v", zerr)
+		return fmt.Errorf("plan: %w", zerr)
+	}
+	c.zoneEvents(cm, zout)
+	if zerr != nil {
+		return fmt.Errorf("zones: %w", zerr)
+	}
+	plan := topology.PlanAgainst(topo, zout.Current)
 	if counts := plan.Counts(); counts.ClustersToCreate+counts.NodesToAdd+counts.DevicesToAdd > 0 {
 		report, err := topology.Apply(ctx, c.cfg.Heketi, plan, c.cfg.Load)
 		if err != nil {
@@ -286,6 +315,51 @@ func (c *Controller) Sync(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// listNodes returns the Nodes from the informer's cache.
+func (c *Controller) listNodes() ([]corev1.Node, error) {
+	list, err := c.nodeLister.List(labels.Everything())
+	if err != nil {
+		return nil, fmt.Errorf("list Nodes: %w", err)
+	}
+	out := make([]corev1.Node, len(list))
+	for i, n := range list {
+		out[i] = *n
+	}
+	return out, nil
+}
+
+// zoneEvents says on the ConfigMap what the zones reconcile found and did.
+func (c *Controller) zoneEvents(cm *corev1.ConfigMap, o *zones.Outcome) {
+	if !c.cfg.ZonesFromNodes {
+		// The numbers only: zone tags matter to those who let glusterkube
+		// keep them (plan lists them).
+		var msgs []string
+		for _, p := range o.Report.Problems {
+			if p.Kind == zones.Shared || p.Kind == zones.Split {
+				msgs = append(msgs, p.Message)
+			}
+		}
+		if len(msgs) > 0 {
+			c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonZonesDisagree, "Heketi's zones disagree with the Nodes' zone labels (heketi is left as it is: set %s to change it): %s", volume.SettingZonesFromNodes, truncate(strings.Join(msgs, "; "), 800))
+		}
+		return
+	}
+	var done, refused []string
+	for _, ch := range o.Changes {
+		if ch.Action == zones.Refused || ch.Error != "" {
+			refused = append(refused, ch.String())
+		} else {
+			done = append(done, ch.String())
+		}
+	}
+	if len(done) > 0 {
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeNormal, ReasonZonesFollowed, "Heketi's zones follow the Nodes: %s", truncate(strings.Join(done, "; "), 900))
+	}
+	if len(refused) > 0 {
+		c.cfg.Recorder.Eventf(cm, corev1.EventTypeWarning, ReasonZonesRefused, "%s", truncate(strings.Join(refused, "; "), 900))
+	}
 }
 
 func truncate(s string, n int) string {

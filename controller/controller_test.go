@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -20,6 +21,7 @@ import (
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
 	"github.com/glusterkube/glusterkube/nodes"
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 func TestMain(m *testing.M) {
@@ -201,6 +203,107 @@ func waitEvent(t *testing.T, ctx context.Context, env *testenv.Env, ns, reason, 
 		case <-ctx.Done():
 			t.Fatalf("no %s Event mentioning %q", reason, substr)
 		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// TestControllerZones: the storage controller reports heketi zones that
+// disagree with the Nodes' zone labels and changes nothing; with
+// ZonesFromNodes it makes heketi follow them, and follows a Node whose
+// zone label changes.
+func TestControllerZones(t *testing.T) {
+	env := testenv.Get(t)
+	h := testenv.NewHeketi(t, testenv.HeketiOptions{})
+	ns := env.Namespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prefix := strings.ToLower(ns)
+	zoneOf := map[string]string{prefix + "-a": "zone-a", prefix + "-b": "zone-b", prefix + "-c": "zone-c"}
+	var names, ns3 []string
+	for _, n := range []string{prefix + "-a", prefix + "-b", prefix + "-c"} {
+		if err := env.AddNode(ctx, testenv.NodeSpec{Name: n, Labels: map[string]string{"topology.kubernetes.io/zone": zoneOf[n]}}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.DeleteNode(context.Background(), n) })
+		names = append(names, n)
+		ns3 = append(ns3, fmt.Sprintf(`{"node":{"hostnames":{"manage":[%q],"storage":["10.8.0.%d"]},"zone":1},"devices":["/dev/sdb"]}`, n, len(ns3)+1))
+	}
+	hk, err := heketi.New(heketi.Config{URL: h.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zonesNow := func() map[string]string {
+		info, err := hk.TopologyInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, c := range info.ClusterList {
+			for _, n := range c.Nodes {
+				out[n.Hostnames.Manage[0]] = fmt.Sprintf("%d %s", n.Zone, volume.ZoneFromTag(n.Tags[volume.ZoneTag]))
+			}
+		}
+		return out
+	}
+	bc := record.NewBroadcaster()
+	bc.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: env.Client.CoreV1().Events("")})
+	defer bc.Shutdown()
+	start := func(follow bool) (*controller.Controller, context.CancelFunc) {
+		cctx, stop := context.WithCancel(ctx)
+		cmFactory := informers.NewSharedInformerFactoryWithOptions(env.Client, 0, informers.WithNamespace(ns))
+		nodeFactory := informers.NewSharedInformerFactory(env.Client, 0)
+		c, err := controller.New(controller.Config{
+			Kube: env.Client, Heketi: hk, Namespace: ns, Name: "topology",
+			Nodes:          nodes.Options{LabelKey: "glusterkube.io/test-" + ns[len(ns)-5:], LabelValue: "glusterfs", ZoneLabel: "-"},
+			ZonesFromNodes: follow,
+			Recorder:       bc.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "glusterkube"}),
+		}, cmFactory, nodeFactory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmFactory.Start(cctx.Done())
+		nodeFactory.Start(cctx.Done())
+		go func() { _ = c.Run(cctx) }()
+		return c, stop
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "topology", Namespace: ns},
+		Data: map[string]string{"topology.json": `{"clusters":[{"nodes":[` + strings.Join(ns3, ",") + `]}]}`}}
+	if _, err := env.Client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reported, not changed.
+	c, stop := start(false)
+	waitClean(t, ctx, c)
+	stop()
+	waitEvent(t, ctx, env, ns, controller.ReasonZonesDisagree, "heketi zone 1 holds storage nodes of 3 Kubernetes zones")
+	for _, n := range names {
+		if got := zonesNow()[n]; got != "1 " {
+			t.Fatalf("%s: %q, want heketi zone 1 and no tag", n, got)
+		}
+	}
+
+	// Followed.
+	c, stop = start(true)
+	defer stop()
+	waitClean(t, ctx, c)
+	waitEvent(t, ctx, env, ns, controller.ReasonZonesFollowed, "re-add node")
+	want := map[string]string{names[0]: "1 zone-a", names[1]: "2 zone-b", names[2]: "3 zone-c"}
+	if got := zonesNow(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("heketi zones %v, want %v", got, want)
+	}
+
+	// A Node moves to another zone: heketi follows.
+	patch := []byte(`{"metadata":{"labels":{"topology.kubernetes.io/zone":"zone-a"}}}`)
+	if _, err := env.Client.CoreV1().Nodes().Patch(ctx, names[2], types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want[names[2]] = "1 zone-a"
+	for fmt.Sprint(zonesNow()) != fmt.Sprint(want) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("heketi zones %v, want %v", zonesNow(), want)
+		case <-c.Synced():
 		}
 	}
 }

@@ -148,6 +148,10 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 	if err != nil {
 		return nil, err
 	}
+	topo, err := requestTopology(req.GetAccessibilityRequirements())
+	if err != nil {
+		return nil, err
+	}
 	cr, err := c.createCredentials(ctx, cfg, req.GetSecrets())
 	if err != nil {
 		return nil, grpcError(err)
@@ -183,15 +187,18 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 	}
 	if vol == nil {
 		if source != nil {
-			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes())
+			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes(), topo)
 		} else {
-			vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg})
+			vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg, Topology: topo})
 		}
 		if err != nil {
 			return nil, grpcError(err)
 		}
 	}
 	if err := compatible(vol, req.GetCapacityRange(), cfg, source != nil); err != nil {
+		return nil, err
+	}
+	if err := topologyCompatible(vol, topo); err != nil {
 		return nil, err
 	}
 	id, err := c.vols.ID(vol)
@@ -204,6 +211,9 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 		CapacityBytes: vol.SizeBytes(),
 		VolumeContext: VolumeContext(vol),
 		ContentSource: req.GetVolumeContentSource(),
+		// A local volume is accessible from its zone, so the CO pins it
+		// there (PV node affinity); every other from every node.
+		AccessibleTopology: volumeTopology(vol),
 	}}, nil
 }
 
@@ -227,13 +237,18 @@ func (c *Controller) cloneSource(src *csipb.VolumeContentSource, url string) (vo
 	return id, nil
 }
 
-func (c *Controller) clone(ctx context.Context, sv *volume.Server, name string, source volume.ID, sizeGiB int, limit int64) (*volume.Volume, error) {
+func (c *Controller) clone(ctx context.Context, sv *volume.Server, name string, source volume.ID, sizeGiB int, limit int64, topo volume.Topology) (*volume.Volume, error) {
 	src, err := sv.Get(ctx, source.Heketi)
 	if err != nil {
 		if volume.IsNotFound(err) {
 			return nil, status.Errorf(codes.NotFound, "source volume %s: %v", source, err)
 		}
 		return nil, err
+	}
+	// A clone's bricks are snapshots of its source's: it stays in the
+	// source's zone.
+	if err := topologyCompatible(src, topo); err != nil {
+		return nil, status.Errorf(codes.ResourceExhausted, "source volume %s is in zone %s, and a clone stays with its source, which the requisite topologies (zones %v) do not allow", source, src.Zone, topo.Allowed)
 	}
 	if limit > 0 && src.SizeBytes() > limit {
 		return nil, status.Errorf(codes.OutOfRange, "source volume %s is %d GiB, more than limit_bytes %d: a clone is at least as large as its source", source, src.SizeGiB, limit)
@@ -563,7 +578,7 @@ func grpcError(err error) error {
 	switch {
 	case volume.IsInvalid(err):
 		code = codes.InvalidArgument
-	case volume.IsNoSpace(err), volume.IsGIDExhausted(err):
+	case volume.IsNoSpace(err), volume.IsGIDExhausted(err), volume.IsPlacement(err):
 		code = codes.ResourceExhausted
 	case volume.IsInFlight(err):
 		code = codes.Aborted

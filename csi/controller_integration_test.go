@@ -2,11 +2,14 @@ package csi
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/heketi/heketi/pkg/glusterfs/api"
 	"google.golang.org/grpc/codes"
 
 	"github.com/glusterkube/glusterkube/internal/heketi"
@@ -223,5 +226,112 @@ func TestControllerRealHeketiBadInput(t *testing.T) {
 	}
 	if n := calls.get("volume_expand"); n != 0 {
 		t.Errorf("%d expands", n)
+	}
+}
+
+// CreateVolume's topology on the real heketi server: six nodes in three
+// zones (two each, tagged with their zone as glusterkube writes it, heketi
+// zones to match). Spread volumes get a brick in each zone and no
+// accessible topology; local ones all bricks in the first preferred zone
+// and that zone as accessible topology; a zone too small is
+// ResourceExhausted with heketi left as it was.
+func TestControllerTopologyRealHeketi(t *testing.T) {
+	hk := testenv.NewHeketi(t, testenv.HeketiOptions{})
+	admin, err := heketi.New(heketi.Config{URL: hk.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cl, err := admin.ClusterCreate(ctx, &api.ClusterCreateRequest{ClusterFlags: api.ClusterFlags{File: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zoneOfNode := map[string]string{}
+	for zi, z := range []string{"zone-a", "zone-b", "zone-c"} {
+		for i := 1; i <= 2; i++ {
+			ip := fmt.Sprintf("10.66.%d.%d", zi+1, i)
+			req := &api.NodeAddRequest{Zone: zi + 1, ClusterId: cl.Id, Tags: map[string]string{volume.ZoneTag: volume.ZoneTagValue(z)}}
+			req.Hostnames.Manage, req.Hostnames.Storage = []string{ip}, []string{ip}
+			n, err := admin.NodeAdd(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			zoneOfNode[n.Id] = z
+			d := &api.DeviceAddRequest{NodeId: n.Id}
+			d.Name = "/dev/sdb"
+			if err := admin.DeviceAdd(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c, err := NewController(ControllerConfig{Heketi: heketi.Config{URL: hk.URL, MaxInflight: 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brickZones := func(volumeID string) []string {
+		v, err := admin.VolumeInfo(ctx, volumeID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, b := range v.Bricks {
+			out = append(out, zoneOfNode[b.NodeId])
+		}
+		slices.Sort(out)
+		return out
+	}
+	all := zoneTopo("zone-a", "zone-b", "zone-c")
+
+	// Spread (the default: three zones for three bricks).
+	req := createReq("pvc-spread", 1, map[string]string{"volumetype": "replicate:3"})
+	req.AccessibilityRequirements = &csipb.TopologyRequirement{Requisite: all, Preferred: zoneTopo("zone-b", "zone-a", "zone-c")}
+	resp, err := c.CreateVolume(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := brickZones(resp.GetVolume().GetVolumeId()); !slices.Equal(got, []string{"zone-a", "zone-b", "zone-c"}) {
+		t.Errorf("spread bricks in %q", got)
+	}
+	if resp.GetVolume().GetAccessibleTopology() != nil {
+		t.Errorf("spread volume accessible from %v only", resp.GetVolume().GetAccessibleTopology())
+	}
+
+	// Local in the first preferred zone, found again on a retry.
+	req = createReq("pvc-local", 1, map[string]string{"volumetype": "replicate:2", "placement": "local"})
+	req.AccessibilityRequirements = &csipb.TopologyRequirement{Requisite: all, Preferred: zoneTopo("zone-c", "zone-a")}
+	resp, err = c.CreateVolume(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := brickZones(resp.GetVolume().GetVolumeId()); !slices.Equal(got, []string{"zone-c", "zone-c"}) {
+		t.Errorf("local bricks in %q, want zone-c", got)
+	}
+	if got := fmt.Sprint(resp.GetVolume().GetAccessibleTopology()); got != fmt.Sprint(zoneTopo("zone-c")) {
+		t.Errorf("local volume accessible from %s", got)
+	}
+	again, err := c.CreateVolume(ctx, req)
+	if err != nil || again.GetVolume().GetVolumeId() != resp.GetVolume().GetVolumeId() || fmt.Sprint(again.GetVolume().GetAccessibleTopology()) != fmt.Sprint(zoneTopo("zone-c")) {
+		t.Errorf("retry: %v %v", again, err)
+	}
+
+	// The one requisite zone (strict topology): local there.
+	req = createReq("pvc-only-b", 1, map[string]string{"volumetype": "replicate:2"})
+	req.AccessibilityRequirements = &csipb.TopologyRequirement{Requisite: zoneTopo("zone-b"), Preferred: zoneTopo("zone-b")}
+	resp, err = c.CreateVolume(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := brickZones(resp.GetVolume().GetVolumeId()); !slices.Equal(got, []string{"zone-b", "zone-b"}) {
+		t.Errorf("bricks in %q, want zone-b", got)
+	}
+
+	// A zone of two nodes cannot hold a replica-3 set.
+	before := heketiVolumes(t, admin)
+	req = createReq("pvc-too-big", 1, map[string]string{"volumetype": "replicate:3", "placement": "local"})
+	req.AccessibilityRequirements = &csipb.TopologyRequirement{Requisite: all, Preferred: zoneTopo("zone-a")}
+	_, err = c.CreateVolume(ctx, req)
+	wantStatus(t, err, codes.ResourceExhausted, "zone zone-a has 2 storage nodes, and a replica-3 volume needs 3")
+	if after := heketiVolumes(t, admin); len(after) != len(before) {
+		t.Errorf("heketi holds %d volumes, had %d", len(after), len(before))
 	}
 }

@@ -62,15 +62,15 @@ func TestIdentity(t *testing.T) {
 	if info.GetName() != DriverName || info.GetVendorVersion() != "v9" {
 		t.Errorf("plugin info %v", info)
 	}
-	if got := pluginCaps(s); len(got) != 0 {
-		t.Errorf("node only: capabilities %v, want none", got)
+	if got := strings.Join(pluginCaps(s), " "); got != "VOLUME_ACCESSIBILITY_CONSTRAINTS" {
+		t.Errorf("node only: capabilities %v, want the zones' accessibility constraints only", got)
 	}
 	s.controller = &fakeController{}
-	if got := strings.Join(pluginCaps(s), " "); got != "CONTROLLER_SERVICE" {
+	if got := strings.Join(pluginCaps(s), " "); got != "VOLUME_ACCESSIBILITY_CONSTRAINTS CONTROLLER_SERVICE" {
 		t.Errorf("with a controller: %s", got)
 	}
 	s.controller = &fakeController{expand: true}
-	if got := strings.Join(pluginCaps(s), " "); got != "CONTROLLER_SERVICE expansion:ONLINE" {
+	if got := strings.Join(pluginCaps(s), " "); got != "VOLUME_ACCESSIBILITY_CONSTRAINTS CONTROLLER_SERVICE expansion:ONLINE" {
 		t.Errorf("with an expanding controller: %s", got)
 	}
 

@@ -126,6 +126,7 @@ func TestExampleManifests(t *testing.T) {
 	for _, p := range []perm{
 		{"glusterkube-csi-node", "any-app", "create", "", "events", "", ""},
 		{"glusterkube-csi-node", "any-app", "patch", "", "events", "", ""},
+		{"glusterkube-csi-node", "", "get", "", "nodes", "", "any-node"},
 		{"glusterkube-csi-controller", "", "create", "", "persistentvolumes", "", ""},
 		{"glusterkube-csi-controller", "", "delete", "", "persistentvolumes", "", ""},
 		{"glusterkube-csi-controller", "", "patch", "", "persistentvolumes", "", ""},

@@ -27,13 +27,15 @@ func (s *identityServer) GetPluginInfo(context.Context, *csipb.GetPluginInfoRequ
 	return &csipb.GetPluginInfoResponse{Name: DriverName, VendorVersion: s.version}, nil
 }
 
-// GetPluginCapabilities advertises the controller service when there is
-// one, and online expansion when that controller expands volumes
-// (GlusterFS volumes grow while mounted; nothing is done on the node).
-// VOLUME_ACCESSIBILITY_CONSTRAINTS is not advertised: volumes are reached
-// over the network from every node (zones come later).
+// GetPluginCapabilities advertises VOLUME_ACCESSIBILITY_CONSTRAINTS (a
+// local volume is accessible from its zone only; every other volume from
+// every node), the controller service when there is one, and online
+// expansion when that controller expands volumes (GlusterFS volumes grow
+// while mounted; nothing is done on the node).
 func (s *identityServer) GetPluginCapabilities(ctx context.Context, _ *csipb.GetPluginCapabilitiesRequest) (*csipb.GetPluginCapabilitiesResponse, error) {
-	resp := &csipb.GetPluginCapabilitiesResponse{}
+	resp := &csipb.GetPluginCapabilitiesResponse{Capabilities: []*csipb.PluginCapability{{
+		Type: &csipb.PluginCapability_Service_{Service: &csipb.PluginCapability_Service{Type: csipb.PluginCapability_Service_VOLUME_ACCESSIBILITY_CONSTRAINTS}},
+	}}}
 	if s.controller == nil {
 		return resp, nil
 	}

@@ -39,6 +39,9 @@ type NodeConfig struct {
 	// Events, when set, records Warning Events on the pods whose mounts
 	// died (and were healed, or not).
 	Events kuberecord.EventRecorder
+	// Zone tells the node's zone, which NodeGetInfo reports as its
+	// accessible topology (TopologyKeyZone); nil reports none.
+	Zone ZoneSource
 }
 
 // nodeServer is the CSI node service.
@@ -250,9 +253,15 @@ func (n *nodeServer) NodeUnpublishVolume(ctx context.Context, req *csipb.NodeUnp
 	return &csipb.NodeUnpublishVolumeResponse{}, nil
 }
 
-func (n *nodeServer) NodeGetInfo(context.Context, *csipb.NodeGetInfoRequest) (*csipb.NodeGetInfoResponse, error) {
-	// No accessible topology yet: every node reaches the storage network.
-	return &csipb.NodeGetInfoResponse{NodeId: n.cfg.NodeID, MaxVolumesPerNode: 0}, nil
+// NodeGetInfo reports the node's id and its zone: the kubelet records the
+// zone in the CSINode's topology keys, and the external-provisioner asks
+// for volumes in it (local volumes go there).
+func (n *nodeServer) NodeGetInfo(ctx context.Context, _ *csipb.NodeGetInfoRequest) (*csipb.NodeGetInfoResponse, error) {
+	topo, err := n.accessibleTopology(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &csipb.NodeGetInfoResponse{NodeId: n.cfg.NodeID, MaxVolumesPerNode: 0, AccessibleTopology: topo}, nil
 }
 
 // nodeCapabilities: no STAGE_UNSTAGE_VOLUME — a GlusterFS FUSE mount per

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,9 +35,16 @@ const examplesDir = "../examples/provisioner"
 // readManifests decodes every YAML document of the examples, in file order.
 func readManifests(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(examplesDir, "*.yaml"))
+	return readManifestsFrom(t, examplesDir)
+}
+
+// readManifestsFrom decodes every YAML document of a folder's manifests,
+// in file order.
+func readManifestsFrom(t *testing.T, dir string) []*unstructured.Unstructured {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("no manifests in %s: %v", examplesDir, err)
+		t.Fatalf("no manifests in %s: %v", dir, err)
 	}
 	sort.Strings(files)
 	var objs []*unstructured.Unstructured
@@ -161,6 +169,15 @@ func TestExampleManifests(t *testing.T) {
 		if pv.Spec.CSI == nil || pv.Spec.CSI.Driver != csi.DriverName || pv.Spec.CSI.VolumeHandle != pv.Annotations[AnnHeketiVolumeID] {
 			t.Errorf("%s: source %+v, want glusterkube's CSI driver", c, pv.Spec.PersistentVolumeSource)
 		}
+	}
+	// A WaitForFirstConsumer claim's volume goes to the zone of its pod's
+	// node, which the provisioner reads.
+	sar, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+		User: sa.Impersonate.UserName, Groups: sa.Impersonate.Groups,
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "get", Resource: "nodes", Name: "any-node"},
+	}}, metav1.CreateOptions{})
+	if err != nil || !sar.Status.Allowed {
+		t.Errorf("the example provisioner cannot get Nodes: %v %v", sar.Status, err)
 	}
 	lease, err := kube.CoordinationV1().Leases("glusterkube").Get(ctx, "glusterkube.io-glusterfs", metav1.GetOptions{})
 	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity == "" {

@@ -2,6 +2,7 @@ package provisioner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "k8s.io/api/core/v1"
@@ -44,6 +45,14 @@ func (p *Provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	if err != nil {
 		return nil, controller.ProvisioningNoChange, err
 	}
+	topo, zoneKey, err := p.claimTopology(ctx, class, opts.SelectedNodeName)
+	if err != nil {
+		var gone *selectedNodeGone
+		if errors.As(err, &gone) {
+			return nil, controller.ProvisioningReschedule, err
+		}
+		return nil, controller.ProvisioningNoChange, err
+	}
 	cr, err := p.classCreds(ctx, class.Name, cfg)
 	if err != nil {
 		return nil, controller.ProvisioningNoChange, err
@@ -66,8 +75,16 @@ func (p *Provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 	logger = klog.LoggerWithValues(logger, "heketiVolume", name)
 	ctx = klog.NewContext(ctx, logger)
 
-	vol, err := sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: size, Class: class.Name, Params: cfg})
+	vol, err := sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: size, Class: class.Name, Params: cfg, Topology: topo})
 	if err != nil {
+		if volume.IsPlacement(err) && !volume.IsOutcomeUnknown(err) {
+			// Nothing was asked of heketi. With a picked node, the
+			// scheduler may find one in a zone where the volume fits.
+			if opts.SelectedNodeName != "" {
+				return nil, controller.ProvisioningReschedule, err
+			}
+			return nil, controller.ProvisioningFinished, err
+		}
 		switch {
 		case volume.IsGIDExhausted(err):
 			p.event(claim, v1.EventTypeWarning, ReasonGIDRangeExhausted, err.Error())
@@ -103,7 +120,11 @@ func (p *Provisioner) Provision(ctx context.Context, opts controller.ProvisionOp
 		}
 		pv = buildPV(opts.PVName, class, claim, vol, cr, csiSource(id.String(), vol), append([]string(nil), class.MountOptions...))
 	}
-	logger.V(2).Info("Provisioned", "heketiVolumeID", vol.ID, "sizeGiB", vol.SizeGiB, "gid", vol.GID, "volumeSource", cfg.VolumeSource)
+	if vol.Zone != "" {
+		// A local volume: its pods run in its zone, near their data.
+		pv.Spec.NodeAffinity = zoneAffinity(zoneKey, vol.Zone)
+	}
+	logger.V(2).Info("Provisioned", "heketiVolumeID", vol.ID, "sizeGiB", vol.SizeGiB, "gid", vol.GID, "volumeSource", cfg.VolumeSource, "zone", vol.Zone)
 	return pv, controller.ProvisioningFinished, nil
 }
 

@@ -398,16 +398,27 @@ func planNode(p *Plan, cp *ClusterPlan, path string, fn Node, byManage0, manageO
 	return np
 }
 
+// ManagedTagPrefix marks the heketi tags glusterkube keeps itself (the
+// zone tag of package zones, from the Nodes' labels): a file need not
+// carry them, so plan does not compare them.
+const ManagedTagPrefix = "glusterkube."
+
+// ManagedTag reports a tag key glusterkube keeps itself.
+func ManagedTag(key string) bool { return strings.HasPrefix(key, ManagedTagPrefix) }
+
+// tagsEqual compares the tags a file and heketi give an object, leaving
+// out the ones glusterkube keeps itself.
 func tagsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
+	own := func(m map[string]string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			if !ManagedTag(k) {
+				out[k] = v
+			}
 		}
+		return out
 	}
-	return true
+	return maps.Equal(own(a), own(b))
 }
 
 func fmtTags(t map[string]string) string {

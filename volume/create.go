@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -25,6 +26,10 @@ type CreateRequest struct {
 	// parameters (placement, durability, GID range, options).
 	Class  string
 	Params *ClassConfig
+	// Topology is where the volume may go and should go, in Kubernetes
+	// zones (allowedTopologies, the pod's node's zone; CSI accessibility
+	// requirements); Place decides with it.
+	Topology Topology
 }
 
 // Create returns the volume named req.Name, creating it unless an earlier
@@ -44,6 +49,16 @@ func (sv *Server) Create(ctx context.Context, req CreateRequest) (*Volume, error
 	}
 
 	cfg := req.Params
+	// Placement is decided before anything is reserved or asked of
+	// heketi: a volume that cannot be placed leaves nothing behind.
+	pl, err := sv.Place(ctx, req.Class, cfg, req.Topology)
+	if err != nil {
+		k := kindOther
+		if IsPlacement(err) {
+			k = kindPlacement
+		}
+		return nil, classify(k, sv.idx.isUncertain(req.Name), err)
+	}
 	gid, err := sv.svc.gids.Allocate(req.Class, req.Name, cfg.GIDMin, cfg.GIDMax)
 	if err != nil {
 		return nil, classify(kindOther, sv.idx.isUncertain(req.Name), err)
@@ -54,14 +69,19 @@ func (sv *Server) Create(ctx context.Context, req CreateRequest) (*Volume, error
 		Clusters:             cfg.Clusters,
 		Durability:           cfg.Durability,
 		Gid:                  int64(gid),
-		GlusterVolumeOptions: cfg.VolumeOptions,
+		GlusterVolumeOptions: append(slices.Clone(cfg.VolumeOptions), pl.Options...),
 	}
 	hreq.Snapshot.Enable = true
 	hreq.Snapshot.Factor = cfg.SnapFactor
 
 	logger.V(4).Info("Creating heketi volume", "heketiVolume", req.Name, "sizeGiB", req.SizeGiB, "gid", gid)
 	candidates, anyCluster := cfg.Clusters, false
-	if len(candidates) == 0 {
+	switch {
+	case pl.Clusters != nil:
+		// The clusters where the placement fits, in order.
+		candidates = pl.Clusters
+		hreq.Clusters = pl.Clusters
+	case len(candidates) == 0:
 		candidates, anyCluster = sv.idx.clusterIDs(), true
 	}
 	info, err := createInOrder(ctx, sv.h, hreq, candidates, anyCluster)

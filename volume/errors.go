@@ -17,11 +17,12 @@ import (
 type kind int
 
 const (
-	kindOther    kind = iota
-	kindInvalid       // the request itself is wrong; retrying it cannot help
-	kindNoSpace       // heketi has no room for the volume or its growth
-	kindInFlight      // an earlier operation on the same volume still runs
-	kindNotFound      // the volume does not exist
+	kindOther     kind = iota
+	kindInvalid        // the request itself is wrong; retrying it cannot help
+	kindNoSpace        // heketi has no room for the volume or its growth
+	kindInFlight       // an earlier operation on the same volume still runs
+	kindNotFound       // the volume does not exist
+	kindPlacement      // the volume cannot be placed in the zones asked for
 )
 
 // opError is a failed operation with its class. mayExist says that a

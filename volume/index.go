@@ -3,7 +3,10 @@ package volume
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -32,6 +35,11 @@ type index struct {
 	byName   map[string][]volumeRef
 	hosts    map[string]string // node id -> storage host
 	clusters []string          // in heketi's order, which is its placement order
+	// nodes are heketi's nodes as placement sees them (zones, tags,
+	// usable), read at nodesAt; nodesMu serialises their re-reads.
+	nodes   []zoneNode
+	nodesAt time.Time
+	nodesMu sync.Mutex
 
 	// uncertain holds names whose create (or clone) had an unknown
 	// outcome: until the volume is found, a definite failure of a later
@@ -83,7 +91,8 @@ func (s *index) build(ctx context.Context, h Heketi, gids *gidTable) error {
 	if err != nil {
 		return fail(err)
 	}
-	var volIDs, nodeIDs []string
+	var volIDs []string
+	var nodeIDs []clusterNode
 	for _, id := range cl.Clusters {
 		ci, err := h.ClusterInfo(ctx, id)
 		if heketi.IsNotFound(err) {
@@ -92,10 +101,11 @@ func (s *index) build(ctx context.Context, h Heketi, gids *gidTable) error {
 			return fail(err)
 		}
 		volIDs = append(volIDs, ci.Volumes...)
-		nodeIDs = append(nodeIDs, ci.Nodes...)
+		for _, n := range ci.Nodes {
+			nodeIDs = append(nodeIDs, clusterNode{cluster: id, id: n})
+		}
 	}
 	byName := map[string][]volumeRef{}
-	hosts := map[string]string{}
 	var mu sync.Mutex
 	err = forEach(ctx, volIDs, func(ctx context.Context, id string) error {
 		v, err := h.VolumeInfo(ctx, id)
@@ -115,20 +125,7 @@ func (s *index) build(ctx context.Context, h Heketi, gids *gidTable) error {
 	if err != nil {
 		return fail(err)
 	}
-	err = forEach(ctx, nodeIDs, func(ctx context.Context, id string) error {
-		n, err := h.NodeInfo(ctx, id)
-		if heketi.IsNotFound(err) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if len(n.Hostnames.Storage) > 0 {
-			mu.Lock()
-			hosts[id] = n.Hostnames.Storage[0]
-			mu.Unlock()
-		}
-		return nil
-	})
+	hosts, nodes, err := readNodes(ctx, h, nodeIDs)
 	if err != nil {
 		return fail(err)
 	}
@@ -136,8 +133,104 @@ func (s *index) build(ctx context.Context, h Heketi, gids *gidTable) error {
 	s.byName, s.hosts = byName, hosts
 	s.clusters = append([]string(nil), cl.Clusters...)
 	s.mu.Unlock()
+	s.nodesMu.Lock()
+	s.nodes, s.nodesAt = nodes, time.Now()
+	s.nodesMu.Unlock()
 	klog.FromContext(ctx).V(2).Info("Indexed heketi volumes", "heketi", s.url, "volumes", len(volIDs), "nodes", len(hosts))
 	return nil
+}
+
+// clusterNode is a heketi node id and its cluster.
+type clusterNode struct{ cluster, id string }
+
+// readNodes reads heketi's nodes: their storage hosts and what placement
+// needs of them.
+func readNodes(ctx context.Context, h Heketi, ids []clusterNode) (map[string]string, []zoneNode, error) {
+	hosts := map[string]string{}
+	byID := map[string]string{}
+	rank := map[string]int{}
+	plain := make([]string, len(ids))
+	for i, n := range ids {
+		plain[i] = n.id
+		byID[n.id] = n.cluster
+		if _, ok := rank[n.cluster]; !ok {
+			rank[n.cluster] = len(rank)
+		}
+	}
+	var mu sync.Mutex
+	var nodes []zoneNode
+	err := forEach(ctx, plain, func(ctx context.Context, id string) error {
+		n, err := h.NodeInfo(ctx, id)
+		if heketi.IsNotFound(err) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(n.Hostnames.Storage) > 0 {
+			hosts[id] = n.Hostnames.Storage[0]
+		}
+		nodes = append(nodes, zoneNodeOf(byID[id], n))
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Heketi's cluster order (its placement order), then node ids.
+	slices.SortFunc(nodes, func(a, b zoneNode) int {
+		if c := rank[a.Cluster] - rank[b.Cluster]; c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return hosts, nodes, nil
+}
+
+// nodeInfoTTL is how long placement trusts what it read of heketi's
+// nodes: zone tags change when the Nodes' labels do, and nodes come and go,
+// without the volume service hearing of it.
+const nodeInfoTTL = 30 * time.Second
+
+// zoneNodes returns heketi's nodes as placement sees them, read again when
+// older than nodeInfoTTL or when fresh is asked; read reports that they
+// were read by this call.
+func (s *index) zoneNodes(ctx context.Context, h Heketi, fresh bool) (nodes []zoneNode, read bool, err error) {
+	s.nodesMu.Lock()
+	defer s.nodesMu.Unlock()
+	if !fresh && !s.nodesAt.IsZero() && time.Since(s.nodesAt) < nodeInfoTTL {
+		return s.nodes, false, nil
+	}
+	cl, err := h.ClusterList(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	var ids []clusterNode
+	for _, id := range cl.Clusters {
+		ci, err := h.ClusterInfo(ctx, id)
+		if heketi.IsNotFound(err) {
+			continue
+		} else if err != nil {
+			return nil, false, err
+		}
+		for _, n := range ci.Nodes {
+			ids = append(ids, clusterNode{cluster: id, id: n})
+		}
+	}
+	hosts, nodes, err := readNodes(ctx, h, ids)
+	if err != nil {
+		return nil, false, err
+	}
+	s.nodes, s.nodesAt = nodes, time.Now()
+	s.mu.Lock()
+	for id, host := range hosts {
+		if s.hosts == nil {
+			s.hosts = map[string]string{}
+		}
+		s.hosts[id] = host
+	}
+	s.mu.Unlock()
+	return nodes, true, nil
 }
 
 // forEach runs fn on every id, indexParallel at a time, and returns the

@@ -33,6 +33,23 @@ const (
 	// ParamVolumeSource is glusterkube's own: the kind of PV the built-in
 	// provisioner makes (VolumeSourceCSI or VolumeSourceGlusterfs).
 	ParamVolumeSource = "volumesource"
+	// ParamPlacement is glusterkube's own: how a volume's bricks are
+	// placed over the Kubernetes zones of the storage nodes
+	// (PlacementSpread or PlacementLocal; see placement.go).
+	ParamPlacement = "placement"
+)
+
+// Values of ParamPlacement.
+const (
+	// PlacementSpread puts the bricks of every replica (or disperse) set in
+	// different zones, with heketi's strict zone checking: the volume
+	// survives the loss of a zone and is used from every zone.
+	PlacementSpread = "spread"
+	// PlacementLocal puts all bricks in one zone — the zone of the node
+	// the pod was scheduled to, or the one zone allowedTopologies allows —
+	// and pins the volume (PV node affinity) to that zone, so pods stay
+	// near their data.
+	PlacementLocal = "local"
 )
 
 // Values of ParamVolumeSource.
@@ -74,7 +91,7 @@ var (
 		ParamRESTURL, ParamRESTAuthEnabled, ParamRESTUser, ParamRESTUserKey,
 		ParamSecretNamespace, ParamSecretName, ParamClusterID, ParamGIDMin,
 		ParamGIDMax, ParamVolumeType, ParamVolumeOptions, ParamVolumeNamePrefix,
-		ParamSnapFactor, ParamCustomEPNamePrefix, ParamVolumeSource,
+		ParamSnapFactor, ParamCustomEPNamePrefix, ParamVolumeSource, ParamPlacement,
 	}
 	heketiIDRe     = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	namePrefixRe   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9-]*$`)
@@ -111,6 +128,13 @@ type ClassConfig struct {
 	// VolumeSource is volumesource: VolumeSourceCSI (default) or
 	// VolumeSourceGlusterfs.
 	VolumeSource string
+	// Placement is placement: PlacementSpread, PlacementLocal, or "" (the
+	// default: spread when the storage nodes span enough zones; see
+	// Decide).
+	Placement string
+	// ownPlacement: volumeoptions set heketi's own placement options
+	// (zone checking, a device tag rule); placement is then left to them.
+	ownPlacement bool
 	// Deprecated lists parameters that work but should be replaced, with
 	// what to use instead.
 	Deprecated []string
@@ -241,6 +265,9 @@ func ParseClass(class string, params map[string]string) (*ClassConfig, error) {
 				if !volumeOptionRe.MatchString(o) {
 					return nil, bad(key, v, fmt.Sprintf("option %q is not \"<option> <value>\"", o), `comma-separated "<option> <value>" pairs, e.g. "client.ssl on, server.ssl on"`)
 				}
+				if name, _, _ := strings.Cut(o, " "); name == OptionZoneChecking || name == OptionDeviceTagMatch {
+					cfg.ownPlacement = true
+				}
 				cfg.VolumeOptions = append(cfg.VolumeOptions, o)
 			}
 		case ParamVolumeNamePrefix:
@@ -266,6 +293,13 @@ func ParseClass(class string, params map[string]string) (*ClassConfig, error) {
 			default:
 				return nil, bad(key, v, "not a volume source", fmt.Sprintf("%q (CSI PVs, Kubernetes 1.26 and later) or %q (in-tree glusterfs PVs, clusters older than 1.26)", VolumeSourceCSI, VolumeSourceGlusterfs))
 			}
+		case ParamPlacement:
+			switch strings.ToLower(v) {
+			case PlacementSpread, PlacementLocal:
+				cfg.Placement = strings.ToLower(v)
+			default:
+				return nil, bad(key, v, "not a placement", fmt.Sprintf("%q (every replica set's bricks in different zones) or %q (all bricks in the pod's zone, the volume pinned to it)", PlacementSpread, PlacementLocal))
+			}
 		}
 	}
 	if (cfg.SecretName == "") != (cfg.SecretNamespace == "") {
@@ -277,6 +311,11 @@ func ParseClass(class string, params map[string]string) (*ClassConfig, error) {
 	if cfg.GIDMin > cfg.GIDMax {
 		return nil, &ParamError{Class: class, Param: ParamGIDMin, Value: strconv.Itoa(cfg.GIDMin),
 			Problem: fmt.Sprintf("greater than %s=%d", ParamGIDMax, cfg.GIDMax), Want: "gidMin <= gidMax"}
+	}
+	if cfg.Placement != "" && cfg.ownPlacement {
+		return nil, &ParamError{Class: class, Param: ParamPlacement, Value: cfg.Placement,
+			Problem: fmt.Sprintf("%s also sets heketi's placement options (%s, %s), which placement sets itself", ParamVolumeOptions, OptionZoneChecking, OptionDeviceTagMatch),
+			Want:    "drop those options from volumeoptions, or drop placement"}
 	}
 	if cfg.AuthEnabled != nil && !*cfg.AuthEnabled && (cfg.User != "" || cfg.UserKey != "" || cfg.SecretName != "") {
 		return nil, &ParamError{Class: class, Param: ParamRESTAuthEnabled, Value: "false",

@@ -71,6 +71,26 @@ func TestParseClassValid(t *testing.T) {
 		{"the CSI external-provisioner's keys are skipped", map[string]string{
 			"csi.storage.k8s.io/provisioner-secret-name": "s", "csi.storage.k8s.io/pvc/name": "data", "CSI.storage.k8s.io/fstype": "x",
 		}, func(t *testing.T, c *ClassConfig) {}},
+		{"placement spread", map[string]string{"placement": "Spread"}, func(t *testing.T, c *ClassConfig) {
+			if c.Placement != PlacementSpread {
+				t.Errorf("placement %q", c.Placement)
+			}
+		}},
+		{"placement local", map[string]string{"placement": "local"}, func(t *testing.T, c *ClassConfig) {
+			if c.Placement != PlacementLocal {
+				t.Errorf("placement %q", c.Placement)
+			}
+		}},
+		{"placement defaults to none given", nil, func(t *testing.T, c *ClassConfig) {
+			if c.Placement != "" || c.ownPlacement {
+				t.Errorf("placement %q own %v", c.Placement, c.ownPlacement)
+			}
+		}},
+		{"heketi's own placement options without placement", map[string]string{"volumeoptions": "user.heketi.zone-checking strict"}, func(t *testing.T, c *ClassConfig) {
+			if !c.ownPlacement {
+				t.Error("zone checking in volumeoptions not seen")
+			}
+		}},
 		{"restuserkey works but is deprecated", map[string]string{"restuser": "admin", "restuserkey": "s3cret"}, func(t *testing.T, c *ClassConfig) {
 			if c.UserKey != "s3cret" || len(c.Deprecated) != 1 || strings.Contains(c.Deprecated[0], "s3cret") {
 				t.Errorf("key %q deprecated %q", c.UserKey, c.Deprecated)
@@ -119,6 +139,8 @@ func TestParseClassInvalid(t *testing.T) {
 		{"unknown volume source", map[string]string{"volumesource": "nfs"}, []string{"volumesource", `"csi"`, `"glusterfs"`}},
 		{"URL with a user", map[string]string{"resturl": "http://admin@heketi:8080"}, []string{"resturl", "not an http(s) URL"}},
 		{"a key that only looks like the CSI prefix", map[string]string{"csi.storage.k8s.io": "x"}, []string{"unknown parameter"}},
+		{"unknown placement", map[string]string{"placement": "nearby"}, []string{`placement="nearby"`, `"spread"`, `"local"`}},
+		{"placement and heketi's options", map[string]string{"placement": "spread", "volumeoptions": "user.heketi.device-tag-match disk=ssd"}, []string{"placement", "volumeoptions", "user.heketi.device-tag-match"}},
 		{"same key twice", map[string]string{"resturl": "http://a:1", "RESTURL": "http://b:1"}, []string{"given twice"}},
 	}
 	for _, tt := range tests {

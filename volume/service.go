@@ -116,6 +116,10 @@ type Volume struct {
 	// Reused says that Create found the volume an earlier attempt made
 	// instead of creating it.
 	Reused bool
+	// Zone is the Kubernetes zone a local volume's bricks are confined to
+	// (read back from its heketi options, so a volume found again says the
+	// same); "" for a volume usable alike from every zone.
+	Zone string
 }
 
 // SizeBytes is the volume's size in bytes.
@@ -140,6 +144,7 @@ func (sv *Server) volume(info *api.VolumeInfoResponse) *Volume {
 	return &Volume{
 		ID: info.Id, Name: info.Name, Cluster: info.Cluster, SizeGiB: info.Size, GID: info.Gid,
 		Hosts: sv.hosts(info), Durability: info.Durability, URL: sv.cr.URL,
+		Zone: zoneOfOptions(info.GlusterVolumeOptions),
 	}
 }
 

@@ -2,7 +2,9 @@ package volume
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -564,5 +566,61 @@ func TestSizeGiB(t *testing.T) {
 		if got != tt.want || IsInvalid(err) != tt.invalid {
 			t.Errorf("SizeGiB(%d) = %d, %v", tt.bytes, got, err)
 		}
+	}
+}
+
+// Placement by zone: the heketi options that do it are sent with the
+// create; a volume that cannot be placed is never asked of heketi and
+// keeps no GID; a local volume found again says its zone.
+func TestCreatePlacement(t *testing.T) {
+	f := newFixture(t)
+	f.fake.NodeTags = map[string]map[string]string{}
+	for i, n := range fakeheketi.Nodes {
+		f.fake.NodeTags[n.ID] = map[string]string{ZoneTag: ZoneTagValue(fmt.Sprintf("zone-%c", 'a'+i))}
+	}
+	sv := f.server(t, f.svc)
+	ctx := context.Background()
+
+	vol, err := sv.Create(ctx, createReq(t, "vol_spread", 1, map[string]string{"volumeoptions": "client.ssl on"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.fake.Creates()[0].GlusterVolumeOptions; !slices.Equal(got, []string{"client.ssl on", OptionZoneChecking + " strict"}) {
+		t.Errorf("spread options %q", got)
+	}
+	if vol.Zone != "" {
+		t.Errorf("spread volume pinned to %q", vol.Zone)
+	}
+
+	// One node per zone: a local replica-3 volume fits nowhere.
+	req := createReq(t, "vol_local3", 1, map[string]string{"placement": "local", "gidMin": "3000", "gidMax": "3000"})
+	req.Topology = Topology{Preferred: []string{"zone-b"}}
+	_, err = sv.Create(ctx, req)
+	if !IsPlacement(err) || !strings.Contains(err.Error(), "zone zone-b has 1 storage node") || IsOutcomeUnknown(err) {
+		t.Fatalf("local replica-3 in a zone of one node: %v", err)
+	}
+	if f.fake.Count("volume_create") != 1 {
+		t.Errorf("heketi was asked for a volume that cannot be placed (%d creates)", f.fake.Count("volume_create"))
+	}
+	if _, taken := f.svc.GIDOwner(3000); taken {
+		t.Error("the failed volume kept its GID")
+	}
+
+	req = createReq(t, "vol_local1", 1, map[string]string{"placement": "local", "volumetype": "none"})
+	req.Topology = Topology{Preferred: []string{"zone-b"}}
+	vol, err = sv.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.fake.Creates()[1].GlusterVolumeOptions; !slices.Equal(got, []string{OptionZoneChecking + " none", OptionDeviceTagMatch + " glusterkube.zone=zone:b"}) {
+		t.Errorf("local options %q", got)
+	}
+	if vol.Zone != "zone-b" {
+		t.Errorf("local volume in zone %q", vol.Zone)
+	}
+	// A new process finds it (by name) and reads its zone back.
+	again, err := f.server(t, f.restart()).Create(ctx, req)
+	if err != nil || !again.Reused || again.Zone != "zone-b" {
+		t.Errorf("found again: %+v %v", again, err)
 	}
 }

@@ -253,6 +253,11 @@ func (c *Client) NodeState(ctx context.Context, id string, req *api.StateRequest
 	return c.Do(ctx, "node_state", func(h *client.Client) error { return h.NodeState(id, req) })
 }
 
+// NodeSetTags sets, updates or deletes a node's tags.
+func (c *Client) NodeSetTags(ctx context.Context, id string, req *api.TagsChangeRequest) error {
+	return c.Do(ctx, "node_set_tags", func(h *client.Client) error { return h.NodeSetTags(id, req) })
+}
+
 // DeviceAdd adds a device to a node.
 func (c *Client) DeviceAdd(ctx context.Context, req *api.DeviceAddRequest) error {
 	return c.Do(ctx, "device_add", func(h *client.Client) error { return h.DeviceAdd(req) })

@@ -57,6 +57,8 @@ type Heketi struct {
 	FailTopo func() error
 	// Pending are heketi's pending operations, by id.
 	Pending map[string]*api.PendingOperationDetails
+	// NodeTags are the nodes' tags, by node id (e.g. their zone tags).
+	NodeTags map[string]map[string]string
 }
 
 // New returns an empty fake.
@@ -311,10 +313,17 @@ func (f *Heketi) ClusterInfo(_ context.Context, id string) (*api.ClusterInfoResp
 func (f *Heketi) NodeInfo(_ context.Context, id string) (*api.NodeInfoResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, n := range Nodes {
+	for i, n := range Nodes {
 		if n.ID == id {
 			ni := &api.NodeInfoResponse{State: api.EntryStateOnline}
 			ni.Id = n.ID
+			ni.Zone = i + 1
+			if t := f.NodeTags[n.ID]; t != nil {
+				ni.Tags = map[string]string{}
+				for k, v := range t {
+					ni.Tags[k] = v
+				}
+			}
 			ni.ClusterId = Cluster
 			ni.Hostnames.Storage = []string{n.Host}
 			d := api.DeviceInfoResponse{State: api.EntryStateOnline}

@@ -36,6 +36,7 @@ type csiFlags struct {
 	mountTimeout     time.Duration
 	healthAddress    string
 	events           bool
+	zone             string
 }
 
 const defaultPluginDir = "/var/lib/kubelet/plugins/" + csi.DriverName
@@ -59,6 +60,7 @@ func csiCommand() *Command {
 			fs.DurationVar(&f.mountTimeout, "mount-timeout", mounter.DefaultTimeout, "longest a mount or unmount may take before its processes are killed")
 			fs.StringVar(&f.healthAddress, "health-address", "", "serve /healthz (the identity Probe through the CSI socket, the kubelet registration), /readyz and /metrics on this address, e.g. :9810; empty disables")
 			fs.BoolVar(&f.events, "events", true, "record Warning Events on pods whose mounts died (needs API access; off when there is no kubeconfig or in-cluster config)")
+			fs.StringVar(&f.zone, "zone", "", "this node's zone, reported as its topology ("+csi.TopologyKeyZone+"); empty reads the Node's zone label through the API")
 			g.AddKubeFlags(fs)
 			g.AddHeketiFlags(fs)
 		},
@@ -103,16 +105,17 @@ func runCSI(ctx context.Context, g *Globals, f *csiFlags) error {
 		}
 		cfg.Controller = c
 	}
-	// The Kubernetes client is for Events on pods whose mounts died (the
-	// node service); the driver itself needs no API access.
+	// The Kubernetes client is for Events on pods whose mounts died and
+	// for the Node's zone label (the node service); the driver itself
+	// needs no API access.
 	var kube kubernetes.Interface
-	if node && f.events {
+	if node && (f.events || f.zone == "") {
 		k, _, err := g.KubeClient()
 		switch {
 		case err != nil && g.Kubeconfig != "":
 			return err
 		case err != nil:
-			logger.Info("No Kubernetes client: Events on pods whose mounts died are off", "err", err)
+			logger.Info("No Kubernetes client: Events on pods whose mounts died are off, and the node reports no zone unless --zone names it", "err", err)
 		default:
 			kube = k
 		}
@@ -126,8 +129,14 @@ func runCSI(ctx context.Context, g *Globals, f *csiFlags) error {
 		if err != nil {
 			return err
 		}
-		if kube != nil {
+		if kube != nil && f.events {
 			nc.Events = svc.Recorder(ctx, "glusterkube-csi-node")
+		}
+		switch {
+		case f.zone != "":
+			nc.Zone = csi.FixedZone(f.zone)
+		case kube != nil:
+			nc.Zone = csi.NodeZone(kube, nc.NodeID)
 		}
 		cfg.Node = nc
 	}

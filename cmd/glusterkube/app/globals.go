@@ -1,12 +1,15 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -117,6 +120,29 @@ func (g *Globals) RESTConfig() (*rest.Config, error) {
 	}
 	cfg.UserAgent = "glusterkube/" + Version
 	return cfg, nil
+}
+
+// ClusterConfigured reports whether a cluster is given: --kubeconfig,
+// $KUBECONFIG, or the in-cluster config of a pod. Commands that can do
+// more with cluster access (the zone checks of topology validate and plan)
+// use it only then.
+func (g *Globals) ClusterConfigured() bool {
+	return g.Kubeconfig != "" || g.Getenv("KUBECONFIG") != "" || g.Getenv("KUBERNETES_SERVICE_HOST") != ""
+}
+
+// listNodes lists the cluster's Nodes.
+func (g *Globals) listNodes(ctx context.Context) ([]corev1.Node, error) {
+	kube, _, err := g.KubeClient()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	list, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list the Nodes: %w", err)
+	}
+	return list.Items, nil
 }
 
 // KubeClient builds a clientset from RESTConfig.

@@ -16,11 +16,13 @@ import (
 	"github.com/glusterkube/glusterkube/nodes"
 	"github.com/glusterkube/glusterkube/provisioner"
 	"github.com/glusterkube/glusterkube/topology"
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 type runFlags struct {
 	topologyConfigMap string
 	zoneLabel         string
+	zonesFromNodes    bool
 	prune             bool
 	manageDaemonSet   bool
 	ds                valuesFlags
@@ -51,6 +53,7 @@ func runCommand() *Command {
 			fs.IntVar(&f.loadParallel, "parallel", topology.DefaultParallel, "heketi node and device adds in flight when loading the topology")
 			fs.DurationVar(&f.resync, "resync", daemon.DefaultResync, "re-check heketi's topology this often even when nothing changed")
 			fs.StringVar(&f.zoneLabel, "zone-label", nodes.DefaultZoneLabel, "label key recording the heketi zone; empty disables it")
+			fs.BoolVar(&f.zonesFromNodes, "zones-from-nodes", false, "make heketi's zones follow the Nodes' zone labels (zone numbers of new and empty nodes, the zone tag "+volume.ZoneTag+"); without it, disagreements are only reported in Events")
 			fs.BoolVar(&f.prune, "prune", false, "remove the storage label from Nodes no longer in the topology (refused while heketi holds bricks on them)")
 			fs.BoolVar(&f.manageDaemonSet, "daemonset", true, "apply the GlusterFS DaemonSet onto the storage nodes")
 			f.ds.add(fs, daemonsetDefaults())
@@ -130,6 +133,8 @@ func runDaemon(ctx context.Context, g *Globals, f *runFlags) error {
 			Namespace: cmNamespace,
 			Name:      cmName,
 			Load:      topology.Options{Parallel: f.loadParallel},
+			// Heketi's zones change only when asked.
+			ZonesFromNodes: f.zonesFromNodes,
 		}
 		for k, v := range values.NodeSelector {
 			sc.Nodes = nodes.Options{LabelKey: k, LabelValue: v, ZoneLabel: f.zoneLabel, Prune: f.prune, Heketi: h}

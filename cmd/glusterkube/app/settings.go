@@ -5,6 +5,7 @@ import (
 
 	"github.com/glusterkube/glusterkube/daemonset"
 	"github.com/glusterkube/glusterkube/internal/heketi"
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 // settingFlags maps the settings that packages name in their messages to
@@ -16,6 +17,7 @@ var settingFlags = strings.NewReplacer(
 	heketi.SettingCredentials, heketi.SettingCredentials+" (--heketi-user and --heketi-key-file, or $HEKETI_CLI_USER and $HEKETI_CLI_KEY)",
 	heketi.SettingTimeout, heketi.SettingTimeout+" (--heketi-timeout)",
 	daemonset.SettingTolerations, daemonset.SettingTolerations+" (--toleration, or tolerations: in --values)",
+	volume.SettingZonesFromNodes, volume.SettingZonesFromNodes+" (glusterkube topology load --zones-from-nodes, or glusterkube run --zones-from-nodes)",
 )
 
 // withFlags is msg with each setting it names followed by its flags.

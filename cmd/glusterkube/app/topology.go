@@ -13,13 +13,16 @@ import (
 	"golang.org/x/term"
 
 	"github.com/glusterkube/glusterkube/topology"
+	"github.com/glusterkube/glusterkube/volume"
+	"github.com/glusterkube/glusterkube/zones"
 )
 
 // topologyFlags are the flags of the topology subcommands.
 type topologyFlags struct {
-	file     string
-	output   string
-	parallel int
+	file           string
+	output         string
+	parallel       int
+	zonesFromNodes bool
 }
 
 func topologyCommand() *Command {
@@ -121,12 +124,13 @@ func topologyValidateCommand() *Command {
 	return &Command{
 		Name:  "validate",
 		Short: "check a topology file against heketi's rules; exit 1 on errors (no heketi needed)",
-		Usage: "-f FILE [-o text|json]",
-		Flags: func(fs *pflag.FlagSet, _ *Globals) {
+		Usage: "-f FILE [-o text|json] [--kubeconfig FILE]",
+		Flags: func(fs *pflag.FlagSet, g *Globals) {
 			f.addFile(fs)
 			f.addOutput(fs, "text", "text", "json")
+			g.AddKubeFlags(fs)
 		},
-		Run: func(_ context.Context, g *Globals, args []string) error {
+		Run: func(ctx context.Context, g *Globals, args []string) error {
 			if err := NoArgs(args); err != nil {
 				return err
 			}
@@ -136,6 +140,22 @@ func topologyValidateCommand() *Command {
 			t, diags, err := f.readTopology(g)
 			if err != nil {
 				return err
+			}
+			// With cluster access, the file's zone numbers are checked
+			// against the Nodes' zone labels (warnings).
+			if g.ClusterConfigured() {
+				kubeNodes, err := g.listNodes(ctx)
+				if err != nil {
+					fmt.Fprintf(g.Err, "warning: zones not checked against the Nodes: %v\n", err)
+				} else {
+					zd := zones.Diagnostics(zones.Check(t, nil, kubeNodes), displayName(f.file))
+					if f.output != "json" {
+						for _, d := range zd {
+							fmt.Fprintln(g.Err, withFlags(d.String()))
+						}
+					}
+					diags = append(diags, zd...)
+				}
 			}
 			if f.output == "json" {
 				return writeDiagnosticsJSON(g.Out, diags)
@@ -156,17 +176,22 @@ func topologyPlanCommand() *Command {
 	return &Command{
 		Name:  "plan",
 		Short: "show what load would add to heketi, and what differs but load leaves alone",
-		Usage: "-f FILE [-o text|json] [heketi flags]",
+		Usage: "-f FILE [-o text|json] [--zones-from-nodes] [heketi flags] [--kubeconfig FILE]",
 		Flags: func(fs *pflag.FlagSet, g *Globals) {
 			f.addFile(fs)
 			f.addOutput(fs, "text", "text", "json")
+			f.addZonesFromNodes(fs, "show what load --zones-from-nodes would change")
 			g.AddHeketiFlags(fs)
+			g.AddKubeFlags(fs)
 		},
 		Run: func(ctx context.Context, g *Globals, args []string) error {
 			if err := NoArgs(args); err != nil {
 				return err
 			}
 			if err := f.checkOutput("text", "json"); err != nil {
+				return err
+			}
+			if err := f.checkZonesFromNodes(g); err != nil {
 				return err
 			}
 			t, _, err := f.readTopology(g)
@@ -178,9 +203,36 @@ func topologyPlanCommand() *Command {
 				return err
 			}
 			defer h.Close()
-			plan, err := topology.MakePlan(ctx, h, t)
+			cur, err := h.TopologyInfo(ctx)
 			if err != nil {
-				return err
+				return fmt.Errorf("read heketi topology: %w", err)
+			}
+			var zoneDiffs []topology.Difference
+			if g.ClusterConfigured() {
+				kubeNodes, err := g.listNodes(ctx)
+				switch {
+				case err != nil && f.zonesFromNodes:
+					return err
+				case err != nil:
+					fmt.Fprintf(g.Err, "warning: zones not checked against the Nodes: %v\n", err)
+				case f.zonesFromNodes:
+					// What load --zones-from-nodes does, without doing it:
+					// nodes it would re-add are planned as new.
+					r := zones.Check(t, cur, kubeNodes)
+					changes := zones.Plan(r, t, cur)
+					zones.Rewrite(t, r)
+					cur = zones.WithoutReadded(cur, changes)
+					for _, c := range changes {
+						zoneDiffs = append(zoneDiffs, topology.Difference{Path: c.Path, Node: c.Manage, Message: "zones: would " + c.String()})
+					}
+				default:
+					zoneDiffs = zones.Differences(zones.Check(t, cur, kubeNodes))
+				}
+			}
+			plan := topology.PlanAgainst(t, cur)
+			for _, d := range zoneDiffs {
+				d.Message = withFlags(d.Message)
+				plan.Differences = append(plan.Differences, d)
 			}
 			if f.output == "json" {
 				return plan.WriteJSON(g.Out)
@@ -195,12 +247,14 @@ func topologyLoadCommand() *Command {
 	return &Command{
 		Name:  "load",
 		Short: "add the file's clusters, nodes and devices to heketi (what is there already is left alone)",
-		Usage: "-f FILE [-o text|json] [--parallel N] [heketi flags]",
+		Usage: "-f FILE [-o text|json] [--parallel N] [--zones-from-nodes] [heketi flags] [--kubeconfig FILE]",
 		Flags: func(fs *pflag.FlagSet, g *Globals) {
 			f.addFile(fs)
 			f.addOutput(fs, "text", "text", "json")
 			fs.IntVar(&f.parallel, "parallel", topology.DefaultParallel, "heketi operations run at once")
+			f.addZonesFromNodes(fs, "make heketi's zones follow the Nodes' zone labels: new nodes get their zone's number, nodes without bricks in the wrong zone are re-added, every node gets the zone tag "+volume.ZoneTag)
 			g.AddHeketiFlags(fs)
+			g.AddKubeFlags(fs)
 		},
 		Run: func(ctx context.Context, g *Globals, args []string) error {
 			if err := NoArgs(args); err != nil {
@@ -212,6 +266,9 @@ func topologyLoadCommand() *Command {
 			if f.parallel < 1 {
 				return Usagef("--parallel must be at least 1, got %d", f.parallel)
 			}
+			if err := f.checkZonesFromNodes(g); err != nil {
+				return err
+			}
 			t, _, err := f.readTopology(g)
 			if err != nil {
 				return err
@@ -221,8 +278,30 @@ func topologyLoadCommand() *Command {
 				return err
 			}
 			defer h.Close()
-			plan, err := topology.MakePlan(ctx, h, t)
-			if err != nil {
+			var plan *topology.Plan
+			zonesFailed := false
+			if f.zonesFromNodes {
+				kubeNodes, err := g.listNodes(ctx)
+				if err != nil {
+					return err
+				}
+				out, zerr := zones.Reconcile(ctx, h, t, kubeNodes, true)
+				if out == nil {
+					return zerr
+				}
+				lines := g.Out
+				if f.output == "json" {
+					lines = g.Err
+				}
+				for _, c := range out.Changes {
+					fmt.Fprintln(lines, "zones: "+c.String())
+				}
+				zonesFailed = zerr != nil || len(out.Refused()) > 0
+				if zerr != nil && out.Current == nil {
+					return zerr
+				}
+				plan = topology.PlanAgainst(t, out.Current)
+			} else if plan, err = topology.MakePlan(ctx, h, t); err != nil {
 				return err
 			}
 			progress := newLoadProgress(g, f.output == "json", planOps(plan))
@@ -238,12 +317,23 @@ func topologyLoadCommand() *Command {
 			} else if werr := report.WriteSummary(g.Out); werr != nil {
 				return werr
 			}
-			if err != nil {
+			if err != nil || zonesFailed {
 				return ErrSilent
 			}
 			return nil
 		},
 	}
+}
+
+func (f *topologyFlags) addZonesFromNodes(fs *pflag.FlagSet, what string) {
+	fs.BoolVar(&f.zonesFromNodes, "zones-from-nodes", false, what+" (needs cluster access)")
+}
+
+func (f *topologyFlags) checkZonesFromNodes(g *Globals) error {
+	if f.zonesFromNodes && !g.ClusterConfigured() {
+		return Usagef("--zones-from-nodes reads the Nodes' zone labels: give --kubeconfig (or set $KUBECONFIG, or run in a pod)")
+	}
+	return nil
 }
 
 func planOps(p *topology.Plan) int {
