@@ -170,9 +170,10 @@ func decodeFile(t testing.TB, path string, into map[string]runtime.Object) []*un
 // (testenv.NewGlusterkubeImage: the glusterkube binary of this checkout
 // and the GlusterFS client) and imported into the node's containerd. The
 // DaemonSets go to namespace ns, pinned to the real node; cluster-scoped
-// RBAC gets ns in its name. Nothing else is changed: hostNetwork,
-// privileged, /var/lib/kubelet with Bidirectional propagation, /dev/fuse,
-// the arguments, the liveness probe are the manifests' own.
+// RBAC gets ns in its name. Nothing else is changed: hostNetwork, the
+// mounter's hostPID, privileged, /var/lib/kubelet with Bidirectional
+// propagation, /dev/fuse, the arguments, the liveness probe are the
+// manifests' own.
 //
 // Pods rather than host processes, because that is what a user runs: the
 // node plugin's FUSE mounts reach the kubelet and the pods only through

@@ -254,20 +254,25 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 
 		// What the kubelet sees: its volume stats, which for a CSI volume
 		// are a NodeGetVolumeStats call, are fresh again after the restart.
-		eventually(t, time.Minute, "the kubelet's volume stats of both claims, taken after the restart", func(ctx context.Context) (bool, error) {
-			stats, err := s.volumeStats(ctx, ns)
-			if err != nil {
-				return false, err
-			}
-			for _, pod := range pods {
-				v, found := stats[claim(pod)]
-				if !found || !v.Time.After(up) || v.CapacityBytes == nil || *v.CapacityBytes == 0 || v.Inodes == nil || *v.Inodes == 0 {
-					return false, fmt.Errorf("claim %s: %+v", claim(pod), v)
+		var stats map[string]statsapi.VolumeStats
+		var last error
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
+			if stats, last = s.volumeStats(ctx, ns); last == nil {
+				for _, pod := range pods {
+					v, found := stats[claim(pod)]
+					if !found || !v.Time.After(up) || v.CapacityBytes == nil || *v.CapacityBytes == 0 || v.Inodes == nil || *v.Inodes == 0 {
+						last = fmt.Errorf("claim %s: %+v (found %v)", claim(pod), v, found)
+						break
+					}
 				}
 			}
-			return true, nil
-		})
-		stats, _ := s.volumeStats(ctx, ns)
+			if last == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the kubelet's volume stats of both claims, taken after the restart: not within a minute: %v", last)
+			}
+		}
 		for _, pod := range pods {
 			v := stats[claim(pod)]
 			t.Logf("kubelet volume stats of %s at %s: capacity %d, used %d, inodes %d", claim(pod), v.Time.Format(time.RFC3339), *v.CapacityBytes, *v.UsedBytes, *v.Inodes)
@@ -545,15 +550,21 @@ func (s *storageNode) onlyPod(ctx context.Context, t *testing.T, ns, selector st
 // volumeStats returns the kubelet's stats of the PVC volumes of pods in
 // ns by claim name, from its /stats/summary through the API server.
 func (s *storageNode) volumeStats(ctx context.Context, ns string) (map[string]statsapi.VolumeStats, error) {
-	raw, err := s.env.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", s.node.Name, "proxy", "stats", "summary").DoRaw(ctx)
+	res := s.env.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", s.node.Name, "proxy", "stats", "summary").Do(ctx)
+	raw, err := res.Raw()
 	if err != nil {
-		return nil, fmt.Errorf("kubelet /stats/summary: %w", err)
+		var code int
+		res.StatusCode(&code)
+		return nil, fmt.Errorf("kubelet /stats/summary: %w (%d: %.1000s)", err, code, raw)
 	}
 	var sum statsapi.Summary
 	if err := json.Unmarshal(raw, &sum); err != nil {
 		return nil, fmt.Errorf("kubelet /stats/summary: %w", err)
 	}
 	out := map[string]statsapi.VolumeStats{}
+	if len(sum.Pods) == 0 {
+		return nil, fmt.Errorf("kubelet /stats/summary lists no pods: %.2000s", raw)
+	}
 	for _, p := range sum.Pods {
 		for _, v := range p.VolumeStats {
 			if p.PodRef.Namespace == ns && v.PVCRef != nil {
