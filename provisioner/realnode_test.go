@@ -301,12 +301,16 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 			logs, err := kube.CoreV1().Pods(ns).GetLogs(pod, &v1.PodLogOptions{}).DoRaw(ctx)
 			return strings.Contains(string(logs), "hostname: OK") && strings.Contains(string(logs), want), err
 		})
-		for _, b := range bricksOf(pod) {
-			got, err := os.ReadFile(filepath.Join(b, "readback"))
-			if err != nil || string(got) != want+"\n" {
-				t.Errorf("%s/readback: %q, %v", b, got, err)
+		// tee may print before its write reaches every brick.
+		eventually(t, 30*time.Second, "the read-back line on "+pod+"'s bricks", func(context.Context) (bool, error) {
+			for _, b := range bricksOf(pod) {
+				got, err := os.ReadFile(filepath.Join(b, "readback"))
+				if err != nil || string(got) != want+"\n" {
+					return false, fmt.Errorf("%s/readback: %q, %v", b, got, err)
+				}
 			}
-		}
+			return true, nil
+		})
 		t.Logf("pod deleted, recreated and its data read back in %s", time.Since(start).Round(time.Millisecond))
 	})
 	if !ok {
