@@ -441,16 +441,21 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 				return !s.g.HasVolume(ctx, volumes[pod]), nil
 			})
 		}
-		// Unmounted: no GlusterFS mount of the node names their PVs.
-		out, err := s.node.Run(ctx, "cat", "/proc/self/mountinfo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(out, "\n") {
-			if strings.Contains(line, "fuse.glusterfs") && !strings.Contains(line, retained.Name) {
-				t.Errorf("GlusterFS mount left on the node: %s", line)
+		// Unmounted: no GlusterFS mount is left on the node (the GID test's
+		// pods ran to the end, so the API server deleted them at once and
+		// the kubelet tears their volumes down after).
+		eventually(t, time.Minute, "no GlusterFS mount left on the node", func(ctx context.Context) (bool, error) {
+			out, err := s.node.Run(ctx, "cat", "/proc/self/mountinfo")
+			if err != nil {
+				return false, err
 			}
-		}
+			for _, line := range strings.Split(out, "\n") {
+				if strings.Contains(line, "fuse.glusterfs") {
+					return false, fmt.Errorf("mount left: %s", line)
+				}
+			}
+			return true, nil
+		})
 		eventually(t, time.Minute, "the Retain PV Released", func(ctx context.Context) (bool, error) {
 			pv, err := kube.CoreV1().PersistentVolumes().Get(ctx, retained.Name, metav1.GetOptions{})
 			return err == nil && pv.Status.Phase == v1.VolumeReleased, err

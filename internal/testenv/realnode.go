@@ -368,9 +368,9 @@ func (n *RealNode) NewGlusterd(t testing.TB) *Glusterd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	g, err := startGlusterd(ctx, n.NetNS())
+	g, err := n.StartGlusterd(ctx)
 	if err != nil {
-		failOrSkip(t, fmt.Errorf("start glusterd on node %s: %w", n.Name, err))
+		failOrSkip(t, err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -381,6 +381,23 @@ func (n *RealNode) NewGlusterd(t testing.TB) *Glusterd {
 		}
 	})
 	return g
+}
+
+// StartGlusterd is NewGlusterd for programs (make demo): close the
+// Glusterd with Close.
+func (n *RealNode) StartGlusterd(ctx context.Context) (*Glusterd, error) {
+	g, err := startGlusterd(ctx, n.NetNS())
+	if err != nil {
+		return nil, fmt.Errorf("start glusterd on node %s: %w", n.Name, err)
+	}
+	return g, nil
+}
+
+// CanRunRealNode reports why this machine cannot run a real node (nil
+// when it can): root, overlayfs, cgroups, and the Debian packages.
+func CanRunRealNode(ctx context.Context) error {
+	_, err := realNodePrereqs(ctx)
+	return err
 }
 
 // StartProcessInNetNS is StartProcess with another network namespace than
