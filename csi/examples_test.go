@@ -90,6 +90,9 @@ func TestExampleManifests(t *testing.T) {
 	if mnt.Spec.UpdateStrategy.Type != appsv1.OnDeleteDaemonSetStrategyType {
 		t.Errorf("mount service update strategy %s, want OnDelete (a rollout must never restart it)", mnt.Spec.UpdateStrategy.Type)
 	}
+	if !mnt.Spec.Template.Spec.HostPID {
+		t.Error("the mount service has no hostPID: its FUSE clients would not see their callers, and send the bricks none of their supplementary groups (the PV's GID)")
+	}
 	if mnt.Spec.Template.Spec.Containers[0].LivenessProbe != nil {
 		t.Error("the mount service has a liveness probe: a restart would kill every mount")
 	}

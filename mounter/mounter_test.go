@@ -86,7 +86,17 @@ func TestMountErrorClasses(t *testing.T) {
 // among their arguments.
 func TestTargetProcs(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "mnt")
-	cmd := exec.Command("sh", "-c", "while :; do sleep 1; done", target)
+	// A shell that forks nothing (a `sleep` loop would: for a moment each
+	// second its child has the shell's arguments, target among them) and
+	// waits on a pipe nobody writes to.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	cmd := exec.Command("sh", "-c", "read -r _", "sh", target)
+	cmd.Stdin = r
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

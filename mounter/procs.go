@@ -13,9 +13,12 @@ import (
 // The processes of a mount — mount, the mount.glusterfs helper and the
 // glusterfs FUSE client with its auto_unmount watcher — all carry the
 // mount point as a whole argument. They are found by it, among the
-// processes of this PID namespace only: in a container that is the
-// container's own processes, so another container's FUSE client for the
-// same path is never touched.
+// processes of this PID namespace only: in a node plugin's container that
+// is the container's own processes, so another container's FUSE client for
+// the same path is never touched. The mount service runs in the host's PID
+// namespace (its DaemonSet's hostPID, which the FUSE clients need to see
+// their callers' groups), where a target under the kubelet's folder is one
+// pod's volume, mounted by the service alone.
 
 // targetProcs returns the pids of the processes in this PID namespace
 // whose command line has target as one of its arguments.

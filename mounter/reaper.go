@@ -9,9 +9,11 @@ import (
 )
 
 // A FUSE client daemonizes: its parent exits and it is adopted by the init
-// of its PID namespace. In a container that init is this process (the
-// container's PID 1), so it must reap the clients when they exit, or every
-// unmount leaves a zombie. Reaping any child races with os/exec waiting for
+// of its PID namespace (or the nearest subreaper: a container runtime's
+// shim, when the container shares the host's PID namespace as the mount
+// service's DaemonSet does). In a container of its own that init is this
+// process (the container's PID 1), so it must reap the clients when they
+// exit, or every unmount leaves a zombie. Reaping any child races with os/exec waiting for
 // the mount and umount commands it runs (the command's exit status would
 // be lost), so every command runs holding execMu for reading and the
 // reaper reaps only while it can hold it for writing. The reaper never

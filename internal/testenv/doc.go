@@ -19,7 +19,8 @@
 //   - a real node on demand (env.NewRealNode(t), Options.RealNode): the
 //     kubelet (built from hack/kube) and Debian's containerd, runc and CNI
 //     plugins in namespaces of their own, running real pods from images
-//     built locally (see realnode.go and images.go).
+//     built locally (see realnode.go and images.go; glusterkube_image.go
+//     builds the image the CSI DaemonSets of examples/csi run).
 //
 // Binaries are built once into a cache folder keyed by the nested modules'
 // go.mod/go.sum and rebuilt only when a pinned version changes.

@@ -43,9 +43,10 @@ type egressProxy struct {
 }
 
 // egressRoute is where a real node is: its address inside its network
-// namespace. The API server names a node by its Hostname address first (its
-// default --kubelet-preferred-address-types) and leaves resolving the name
-// to the proxy, as Konnectivity does.
+// namespace. The API server names a node by its InternalIP address first
+// (kube.go sets --kubelet-preferred-address-types as kubeadm does); by name
+// (the API server's default order) the proxy resolves it, as Konnectivity
+// does.
 type egressRoute struct {
 	ip     string
 	nsPath string

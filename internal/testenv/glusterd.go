@@ -368,6 +368,12 @@ func (g *Glusterd) AddAddress(ctx context.Context, ip string) error {
 	return nil
 }
 
+// HasVolume reports whether glusterd knows a volume named name.
+func (g *Glusterd) HasVolume(ctx context.Context, name string) bool {
+	_, err := g.Gluster(ctx, "volume", "info", name)
+	return err == nil
+}
+
 // Mount mounts a volume with the FUSE client on a new folder in the temp
 // dir and returns it. Close (or Unmount) unmounts it.
 func (g *Glusterd) Mount(ctx context.Context, volume string) (string, error) {

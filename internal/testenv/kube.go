@@ -102,6 +102,13 @@ func startKube(ctx context.Context, dir string) (_ *kube, err error) {
 		"--kubelet-client-certificate=" + pki.kubeletClientCert,
 		"--kubelet-client-key=" + pki.kubeletClientKey,
 		"--egress-selector-config-file=" + egressConfig,
+		// kubeadm's order: a node's address, not its name. The node
+		// proxy (/api/v1/nodes/NAME/proxy/..., e.g. the kubelet's
+		// /stats/summary) resolves the name in the API server itself,
+		// before the egress proxy, and a real node's name resolves
+		// nowhere ("lookup real-node-1 ...: no such host"); its address
+		// is routed by the egress proxy (egress.go).
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
 		"--enable-priority-and-fairness=false",

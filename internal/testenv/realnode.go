@@ -40,11 +40,12 @@ import (
 //   - a mount namespace (shared propagation inside, private to the host)
 //     where the node's standard paths (/var/lib/kubelet, /run/containerd,
 //     /var/lib/containerd, /etc/cni/net.d, /var/lib/cni, /run/netns,
-//     /var/log/pods, /var/log/containers) are bind mounts of folders in the
-//     node's temp dir: every mount the kubelet and containerd make (volumes,
-//     container root file systems, pod network namespaces) is in this
-//     namespace and goes with it; the files are on the host under
-//     Dir/fs/<path> (HostPath);
+//     /var/log/pods, /var/log/containers, and /var/log/glusterfs, where
+//     the CSI DaemonSets keep the FUSE clients' logs) are bind mounts of
+//     folders in the node's temp dir: every mount the kubelet and
+//     containerd make (volumes, container root file systems, pod network
+//     namespaces) is in this namespace and goes with it; the files are on
+//     the host under Dir/fs/<path> (HostPath);
 //   - UTS and IPC namespaces (the node's hostname is its name).
 //
 // The kubelet reaches the API server (127.0.0.1 of the host) through a
@@ -60,6 +61,11 @@ import (
 // holding the values the kubelet wants, so it finds nothing to change and
 // the host keeps its own.
 
+// nodePaths are the node's own folders: bind mounts of folders in its temp
+// dir over the host's paths, in the node's mount namespace.
+var nodePaths = []string{"/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/var/log/glusterfs",
+	"/var/lib/containerd", "/run/containerd", "/etc/cni/net.d", "/var/lib/cni", "/run/netns"}
+
 // realNodePrefix names real nodes' temp dirs and cgroups.
 const realNodePrefix = "glusterkube-node-"
 
@@ -71,7 +77,7 @@ var RealNodeTaint = corev1.Taint{Key: "glusterkube.io/real-node", Value: "true",
 
 // realNodeInit runs as the init of the node's namespaces. $1 node temp
 // dir, $2 pause binary, $3 node name, $4 node address/prefix, $5 Service
-// address.
+// address, $6 the node's own paths (nodePaths).
 const realNodeInit = `set -eu
 hostname "$3"
 mount --make-rshared /
@@ -83,7 +89,7 @@ ip link add node0 type bridge
 ip addr add "$4" dev node0
 ip addr add "$5/32" dev node0
 ip link set node0 up
-for p in /var/lib/kubelet /var/log/pods /var/log/containers /var/lib/containerd /run/containerd /etc/cni/net.d /var/lib/cni /run/netns; do
+for p in $6; do
 	mkdir -p "$1/fs$p" "$p"
 	mount --bind "$1/fs$p" "$p"
 done
@@ -321,7 +327,7 @@ func (n *RealNode) MountNS() string { return n.nsPath("mnt") }
 // paths are the host's own.
 func (n *RealNode) HostPath(nodePath string) string {
 	p := filepath.Clean("/" + nodePath)
-	for _, b := range []string{"/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/var/lib/containerd", "/run/containerd", "/etc/cni/net.d", "/var/lib/cni", "/run/netns"} {
+	for _, b := range nodePaths {
 		if p == b || strings.HasPrefix(p, b+"/") {
 			return filepath.Join(n.Dir, "fs", p)
 		}
@@ -362,9 +368,9 @@ func (n *RealNode) NewGlusterd(t testing.TB) *Glusterd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	g, err := startGlusterd(ctx, n.NetNS())
+	g, err := n.StartGlusterd(ctx)
 	if err != nil {
-		failOrSkip(t, fmt.Errorf("start glusterd on node %s: %w", n.Name, err))
+		failOrSkip(t, err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -375,6 +381,23 @@ func (n *RealNode) NewGlusterd(t testing.TB) *Glusterd {
 		}
 	})
 	return g
+}
+
+// StartGlusterd is NewGlusterd for programs (make demo): close the
+// Glusterd with Close.
+func (n *RealNode) StartGlusterd(ctx context.Context) (*Glusterd, error) {
+	g, err := startGlusterd(ctx, n.NetNS())
+	if err != nil {
+		return nil, fmt.Errorf("start glusterd on node %s: %w", n.Name, err)
+	}
+	return g, nil
+}
+
+// CanRunRealNode reports why this machine cannot run a real node (nil
+// when it can): root, overlayfs, cgroups, and the Debian packages.
+func CanRunRealNode(ctx context.Context) error {
+	_, err := realNodePrereqs(ctx)
+	return err
 }
 
 // StartProcessInNetNS is StartProcess with another network namespace than
@@ -403,7 +426,7 @@ func (n *RealNode) startNamespaces(ctx context.Context) error {
 	}
 	p, err := startProcess("node-init", n.Dir, n.bins["unshare"], []string{
 		"--net", "--pid", "--mount", "--uts", "--ipc", "--fork", "--kill-child", "--mount-proc",
-		"sh", "-c", realNodeInit, "node-init", n.Dir, n.bins["pause"], n.Name, n.IP + "/24", kubernetesServiceIP,
+		"sh", "-c", realNodeInit, "node-init", n.Dir, n.bins["pause"], n.Name, n.IP + "/24", kubernetesServiceIP, strings.Join(nodePaths, " "),
 	}, nil)
 	if err != nil {
 		return err
@@ -603,6 +626,10 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 maxPods: 50
+# Volume stats (/stats/summary, the kubelet_volume_stats_* metrics; for CSI
+# volumes a NodeGetVolumeStats call) are gathered every period, 1m by
+# default: tests that read them wait a tenth of that.
+volumeStatsAggPeriod: 10s
 registerWithTaints:
 - key: %[7]s
   value: "%[8]s"
