@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -99,6 +100,9 @@ func createCgroupRoot(dir, path string) error {
 				break
 			}
 			record = append(record, cur)
+			if cur != filepath.Join(m, path) {
+				rememberSharedParent(cur)
+			}
 			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 				b, err := os.ReadFile(filepath.Join(parent, f))
 				if err != nil {
@@ -146,14 +150,60 @@ func removeCgroups(dir string, wait time.Duration) error {
 			errs = append(errs, err)
 		}
 	}
-	made := lines[1:]
-	for i := len(made) - 1; i >= 0; i-- {
-		_ = syscall.Rmdir(made[i]) // gone already, or still used by another node: fine
-	}
+	removeSharedParents()
 	if len(errs) == 0 {
 		_ = os.Remove(filepath.Join(dir, cgroupsFile))
 	}
 	return errors.Join(errs...)
+}
+
+// The parents made on the way to a node's cgroup (the session's cgroup in
+// the hierarchies where the machine has none) are shared by every real
+// node running now, whichever made them. They are listed in one file for
+// the whole machine, and every node that stops tries to remove them all:
+// the kernel refuses a cgroup that still has tasks or children, so the
+// last node out removes them, and nothing the machine made is touched.
+var sharedParentsFile = filepath.Join(os.TempDir(), "glusterkube-cgroup-parents")
+
+func withSharedParents(fn func(list []string) []string) {
+	f, err := os.OpenFile(sharedParentsFile, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	b, _ := io.ReadAll(f)
+	out := fn(strings.Fields(string(b)))
+	if err := f.Truncate(0); err != nil {
+		return
+	}
+	_, _ = f.WriteAt([]byte(strings.Join(out, "\n")+"\n"), 0)
+}
+
+func rememberSharedParent(dir string) {
+	withSharedParents(func(list []string) []string {
+		if slices.Contains(list, dir) {
+			return list
+		}
+		return append(list, dir)
+	})
+}
+
+func removeSharedParents() {
+	withSharedParents(func(list []string) []string {
+		// Deepest first.
+		slices.SortFunc(list, func(a, b string) int { return len(b) - len(a) })
+		var left []string
+		for _, d := range list {
+			if err := syscall.Rmdir(d); err != nil && !errors.Is(err, syscall.ENOENT) {
+				left = append(left, d) // still used by another node
+			}
+		}
+		return left
+	})
 }
 
 func removeCgroupTree(root string, deadline time.Time) error {
