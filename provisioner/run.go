@@ -79,7 +79,7 @@ type Controllers struct {
 	exp     *Expander
 	// inTreeClaims and inTreeReclaim serve in-tree classes (nil when not).
 	inTreeClaims  *inTreeClaims
-	inTreeReclaim *inTreeReclaimer
+	inTreeVolumes *inTreeVolumes
 	metrics       *metrics.Metrics
 	started atomic.Pointer[struct{}]
 }
@@ -135,8 +135,8 @@ func NewControllers(ctx context.Context, p *Provisioner, o RunOptions) *Controll
 		if c.inTreeClaims, err = newInTreeClaims(p, factory); err != nil {
 			logger.Error(err, "Claims of kubernetes.io/glusterfs StorageClasses will not be provisioned")
 		}
-		if c.inTreeReclaim, err = newInTreeReclaimer(p, factory, o.RetryIntervalStart, o.RetryIntervalMax); err != nil {
-			logger.Error(err, "PVs of the in-tree provisioner will not be deleted")
+		if c.inTreeVolumes, err = newInTreeVolumes(p, factory, o.RetryIntervalStart, o.RetryIntervalMax); err != nil {
+			logger.Error(err, "PVs of in-tree classes will not be looked after")
 		}
 	}
 	return c
@@ -187,9 +187,9 @@ func (c *Controllers) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.inTreeClaims.run(ctx) }()
 	}
-	if c.inTreeReclaim != nil {
+	if c.inTreeVolumes != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); c.inTreeReclaim.run(ctx, c.o.ExpandWorkers) }()
+		go func() { defer wg.Done(); c.inTreeVolumes.run(ctx, c.o.ExpandWorkers) }()
 	}
 	if c.o.Ready != nil {
 		c.o.Ready()
