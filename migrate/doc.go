@@ -56,9 +56,13 @@
 //     the claim's next sync; removing the claim's annotation is a claim
 //     update that brings that sync now instead of at the next resync.
 //  6. reclaim: the old reclaim policy comes back, once the claim is Bound.
-//  7. cleanup: the claim's Endpoints and Service go, if they were made for
-//     this claim (labels) and no other PV or pod uses them.
-//  8. forget: the record is deleted; the claim's annotation too.
+//  7. forget: the claim's annotation and the record are deleted. Until
+//     here a restore is possible and needs the claim's Endpoints, so they
+//     stay until:
+//  8. cleanup: the claim's Endpoints and Service go, if a provisioner made
+//     them for this claim (labels) and no other PV and no pod uses them.
+//     The converted PV names them (AnnMigratedFrom), so a crash before
+//     this step leaves them to the next plan (StateCleanup), not lost.
 //
 // Restore runs the same machinery backwards from the record: the CSI PV
 // (if one was made) is deleted and the old PV created again, bound to its

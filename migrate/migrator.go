@@ -48,12 +48,12 @@ const (
 	StepCreate  Step = "create"
 	StepBind    Step = "bind"
 	StepReclaim Step = "reclaim"
-	StepCleanup Step = "cleanup"
 	StepForget  Step = "forget"
+	StepCleanup Step = "cleanup"
 )
 
 // Steps lists the steps in order.
-var Steps = []Step{StepRetain, StepRecord, StepDelete, StepCreate, StepBind, StepReclaim, StepCleanup, StepForget}
+var Steps = []Step{StepRetain, StepRecord, StepDelete, StepCreate, StepBind, StepReclaim, StepForget, StepCleanup}
 
 // Config configures a Migrator.
 type Config struct {
