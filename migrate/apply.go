@@ -82,8 +82,12 @@ func (m *Migrator) Apply(ctx context.Context, plan *Plan, progress func(Result))
 			return outcome(r, OutcomeCleaned, err)
 		}
 		restored, err := m.convert(ctx, it)
-		if restored && err == nil {
-			return outcome(r, OutcomeRestored, nil)
+		if restored {
+			r.Outcome = OutcomeRestored
+			if err != nil {
+				r.Message = err.Error()
+			}
+			return r
 		}
 		return outcome(r, OutcomeConverted, err)
 	})

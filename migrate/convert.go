@@ -38,8 +38,9 @@ func IsInUse(err error) bool {
 }
 
 // convert runs (or resumes) the conversion of one PV; see the package
-// doc for the steps. It returns whether it ended restoring the old PV
-// instead.
+// doc for the steps. restored says the old PV is back instead (a restore
+// in flight finished, or the API server refused the CSI PV: then err says
+// why).
 func (m *Migrator) convert(ctx context.Context, it *Item) (restored bool, err error) {
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "pv", it.PV)
 	ctx = klog.NewContext(ctx, logger)
@@ -114,11 +115,8 @@ func (m *Migrator) finish(ctx context.Context, rec *record) (restored bool, err 
 			// admission policy): put the old PV back rather than leave
 			// the claim without one.
 			klog.FromContext(ctx).Error(err, "The API server refused the CSI PV; restoring the old PV")
-			if serr := m.setDirection(ctx, rec, dirRestore); serr != nil {
-				return false, errors.Join(err, serr)
-			}
 			if rerr := m.restore(ctx, rec); rerr != nil {
-				return false, errors.Join(err, rerr)
+				return false, fmt.Errorf("the API server refused the CSI PV (%w), and restoring the old PV failed: %w; run again to finish the restore", err, rerr)
 			}
 			return true, fmt.Errorf("the API server refused the CSI PV, so the old PV is back: %w", err)
 		} else if err != nil {

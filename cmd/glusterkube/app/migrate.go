@@ -131,15 +131,15 @@ func runMigratePlan(ctx context.Context, g *Globals, f *migrateFlags, m *migrate
 }
 
 func runMigrateApply(ctx context.Context, g *Globals, f *migrateFlags, m *migrate.Migrator, sel migrate.Selection) error {
-	return migrateRunPlan(ctx, g, f, m, sel, m.Apply)
+	return migrateRunPlan(ctx, g, f, m, sel, m.Apply, true)
 }
 
 func runMigrateRestore(ctx context.Context, g *Globals, f *migrateFlags, m *migrate.Migrator, sel migrate.Selection) error {
-	return migrateRunPlan(ctx, g, f, m, sel, m.Restore)
+	return migrateRunPlan(ctx, g, f, m, sel, m.Restore, false)
 }
 
 func migrateRunPlan(ctx context.Context, g *Globals, f *migrateFlags, m *migrate.Migrator, sel migrate.Selection,
-	do func(context.Context, *migrate.Plan, func(migrate.Result)) *migrate.Report) error {
+	do func(context.Context, *migrate.Plan, func(migrate.Result)) *migrate.Report, converting bool) error {
 	plan, err := m.Plan(ctx, sel)
 	if err != nil {
 		return err
@@ -158,6 +158,9 @@ func migrateRunPlan(ctx context.Context, g *Globals, f *migrateFlags, m *migrate
 	}
 	if !rep.OK() {
 		return fmt.Errorf("%d PV(s) refused (in use) and %d failed: see above; run again once fixed", rep.Count(migrate.OutcomeRefused), rep.Count(migrate.OutcomeFailed))
+	}
+	if n := rep.Count(migrate.OutcomeRestored); converting && n > 0 {
+		return fmt.Errorf("%d PV(s) could not be converted and have their old PV back: see above", n)
 	}
 	return nil
 }
