@@ -173,4 +173,3 @@ func states(p *Plan) []State {
 	}
 	return out
 }
-

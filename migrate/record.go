@@ -40,7 +40,7 @@ type record struct {
 	direction   string
 }
 
-func (r *record) pv() string       { return r.old.Name }
+func (r *record) pv() string        { return r.old.Name }
 func (r *record) oldUID() types.UID { return r.old.UID }
 
 // recordName is the ConfigMap name for PV pv: migrate-<pv>, shortened

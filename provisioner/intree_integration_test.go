@@ -108,7 +108,9 @@ func TestInTreeClasses(t *testing.T) {
 		cur, err := kube.CoreV1().PersistentVolumes().Get(ctx, v.PV.Name, metav1.GetOptions{})
 		return err == nil && cur.Status.Phase == v1.VolumeReleased, err
 	})
-	t.Cleanup(func() { _ = kube.CoreV1().PersistentVolumes().Delete(context.Background(), v.PV.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = kube.CoreV1().PersistentVolumes().Delete(context.Background(), v.PV.Name, metav1.DeleteOptions{})
+	})
 	if !hasVolume(t, h, cluster, v.HeketiID) {
 		t.Error("the Retain PV's heketi volume was deleted")
 	}

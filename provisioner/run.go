@@ -81,7 +81,7 @@ type Controllers struct {
 	inTreeClaims  *inTreeClaims
 	inTreeVolumes *inTreeVolumes
 	metrics       *metrics.Metrics
-	started atomic.Pointer[struct{}]
+	started       atomic.Pointer[struct{}]
 }
 
 // NewControllers builds the controllers without running them. Build them
