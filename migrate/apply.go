@@ -3,9 +3,12 @@ package migrate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -68,6 +71,9 @@ func (r *Report) OK() bool {
 // left alone. Conversions run Config.Parallel at a time; progress, when
 // set, gets each result as it comes.
 func (m *Migrator) Apply(ctx context.Context, plan *Plan, progress func(Result)) *Report {
+	// Without the record namespace no conversion can start: say so once
+	// per PV rather than fail each after its retain step.
+	nsErr := m.checkRecordNamespace(ctx)
 	return m.run(ctx, plan, progress, func(ctx context.Context, it *Item) Result {
 		r := Result{PV: it.PV, Claim: it.Claim}
 		switch it.State {
@@ -80,6 +86,10 @@ func (m *Migrator) Apply(ctx context.Context, plan *Plan, progress func(Result))
 		case StateCleanup:
 			_, err := m.cleanup(ctx, it.pv)
 			return outcome(r, OutcomeCleaned, err)
+		case StateReady:
+			if nsErr != nil {
+				return outcome(r, OutcomeConverted, nsErr)
+			}
 		}
 		restored, err := m.convert(ctx, it)
 		if restored {
@@ -91,6 +101,18 @@ func (m *Migrator) Apply(ctx context.Context, plan *Plan, progress func(Result))
 		}
 		return outcome(r, OutcomeConverted, err)
 	})
+}
+
+// checkRecordNamespace checks the record namespace exists.
+func (m *Migrator) checkRecordNamespace(ctx context.Context) error {
+	_, err := m.cfg.Kube.CoreV1().Namespaces().Get(ctx, m.cfg.RecordNamespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("record namespace %s does not exist: create it (kubectl create namespace %s), or choose another record namespace", m.cfg.RecordNamespace, m.cfg.RecordNamespace)
+	} else if err != nil && !apierrors.IsForbidden(err) {
+		// Forbidden: may not read namespaces; the record's create will tell.
+		return fmt.Errorf("read record namespace %s: %w", m.cfg.RecordNamespace, err)
+	}
+	return nil
 }
 
 // outcome turns an error into the result's outcome and message.

@@ -245,5 +245,3 @@ func floorConvert(ctx context.Context, m *Migrator, kube kubernetes.Interface, v
 	_ = kube.CoreV1().Endpoints(v.Claim.Namespace).Delete(ctx, v.Endpoints.Name, metav1.DeleteOptions{})
 	return nil
 }
-
-

@@ -69,7 +69,7 @@ type Item struct {
 	// Reason says why the PV cannot be converted or is in use.
 	Reason string `json:"reason,omitempty"`
 	// UsedBy are the pods using the claim.
-	UsedBy []podUse `json:"usedBy,omitempty"`
+	UsedBy []PodUse `json:"usedBy,omitempty"`
 	// From and To are the old and new volume sources.
 	From *Source `json:"from,omitempty"`
 	To   *Source `json:"to,omitempty"`
@@ -246,6 +246,9 @@ func (m *Migrator) unconvertible(pv *v1.PersistentVolume) string {
 	}
 	switch pv.Status.Phase {
 	case v1.VolumeFailed:
+		if provisioner.IsInTreePV(pv) && pv.Spec.PersistentVolumeReclaimPolicy == v1.PersistentVolumeReclaimDelete {
+			return "its claim is gone and its policy is Delete (the PV controller, without the in-tree plugin, marked it Failed): glusterkube's provisioner, serving in-tree classes, deletes it"
+		}
 		return "it is Failed (" + pv.Status.Message + "); fix or delete it first"
 	case v1.VolumeReleased:
 		if pv.Spec.PersistentVolumeReclaimPolicy != v1.PersistentVolumeReclaimRetain {
@@ -263,7 +266,7 @@ func (m *Migrator) unconvertible(pv *v1.PersistentVolume) string {
 // knownFinalizers are the finalizers the delete step removes.
 var knownFinalizers = []string{provisioner.FinalizerPVProtection, provisioner.FinalizerInTreeDelete, provisioner.FinalizerExternalDelete}
 
-func inUseReason(claim string, pods []podUse) string {
+func inUseReason(claim string, pods []PodUse) string {
 	names := make([]string, len(pods))
 	for i, p := range pods {
 		names[i] = p.String()

@@ -9,14 +9,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// podUse is a pod that uses a claim, and what runs it (so the refusal can
-// say what to scale down).
-type podUse struct {
+// PodUse is a pod that uses a claim, and what runs it (so the refusal
+// can say what to scale down).
+type PodUse struct {
 	Pod   string `json:"pod"`
 	Owner string `json:"owner,omitempty"`
 }
 
-func (u podUse) String() string {
+func (u PodUse) String() string {
 	if u.Owner == "" {
 		return u.Pod
 	}
@@ -26,7 +26,7 @@ func (u podUse) String() string {
 // claimUsers indexes the pods that may use claims: every pod not
 // terminated (Succeeded or Failed). A pending pod will mount the claim as
 // soon as it runs; a terminating one may still have it mounted.
-type claimUsers map[string][]podUse // "ns/claim" -> pods
+type claimUsers map[string][]PodUse // "ns/claim" -> pods
 
 func (u claimUsers) add(pod *v1.Pod) {
 	if pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed {
@@ -41,13 +41,13 @@ func (u claimUsers) add(pod *v1.Pod) {
 			continue
 		}
 		key := pod.Namespace + "/" + vol.PersistentVolumeClaim.ClaimName
-		u[key] = append(u[key], podUse{Pod: pod.Namespace + "/" + pod.Name, Owner: owner})
+		u[key] = append(u[key], PodUse{Pod: pod.Namespace + "/" + pod.Name, Owner: owner})
 	}
 }
 
 // of returns the pods using claim ns/name, sorted.
-func (u claimUsers) of(ns, name string) []podUse {
-	out := append([]podUse(nil), u[ns+"/"+name]...)
+func (u claimUsers) of(ns, name string) []PodUse {
+	out := append([]PodUse(nil), u[ns+"/"+name]...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Pod < out[j].Pod })
 	return out
 }
@@ -71,7 +71,7 @@ func (m *Migrator) listClaimUsers(ctx context.Context, namespaces []string) (cla
 }
 
 // usersOf asks the API server (not a cache) which pods use one claim.
-func (m *Migrator) usersOf(ctx context.Context, ns, claim string) ([]podUse, error) {
+func (m *Migrator) usersOf(ctx context.Context, ns, claim string) ([]PodUse, error) {
 	u, err := m.listClaimUsers(ctx, []string{ns})
 	if err != nil {
 		return nil, err
