@@ -131,6 +131,8 @@ func outcome(r Result, ok Outcome, err error) Result {
 // run runs do on every item of the plan, Config.Parallel at a time.
 func (m *Migrator) run(ctx context.Context, plan *Plan, progress func(Result), do func(context.Context, *Item) Result) *Report {
 	start := time.Now()
+	ctx, stop := m.withPVCache(ctx)
+	defer stop()
 	rep := &Report{Results: make([]Result, len(plan.Items))}
 	for i, it := range plan.Items {
 		rep.Results[i] = Result{PV: it.PV, Claim: it.Claim, Outcome: OutcomeFailed, Message: "not started: interrupted"}

@@ -10,6 +10,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/provisioner"
@@ -45,13 +49,9 @@ func (m *Migrator) cleanup(ctx context.Context, pv *v1.PersistentVolume) (string
 		return "", nil
 	}
 	kept, err := provisioner.DeleteClaimEndpoints(ctx, m.cfg.Kube, old, func(ctx context.Context, ns, name string) (string, error) {
-		list, err := m.cfg.Kube.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+		pvs, err := m.allPVs(ctx)
 		if err != nil {
 			return "", fmt.Errorf("list PVs to find who uses Endpoints %s/%s: %w", ns, name, err)
-		}
-		pvs := make([]*v1.PersistentVolume, len(list.Items))
-		for i := range list.Items {
-			pvs[i] = &list.Items[i]
 		}
 		if who, err := provisioner.OtherPVUsers(old, pvs)(ctx, ns, name); err != nil || who != "" {
 			return who, err
@@ -88,4 +88,42 @@ func (m *Migrator) leftover(ctx context.Context, pv *v1.PersistentVolume) (strin
 		return "", fmt.Errorf("read Endpoints %s/%s: %w", ns, name, err)
 	}
 	return "", nil
+}
+
+// pvCacheKey carries a run's PV cache in its context.
+type pvCacheKey struct{}
+
+// withPVCache starts an informer on PVs for one Apply or Restore run, so
+// that each conversion's cleanup asks a cache which other PVs use its
+// Endpoints instead of listing every PV (n conversions would list n PVs
+// n times). It returns the context carrying the cache and a stop func;
+// without it (or before it synced) allPVs lists.
+func (m *Migrator) withPVCache(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	factory := informers.NewSharedInformerFactory(m.cfg.Kube, 0)
+	lister := factory.Core().V1().PersistentVolumes().Lister()
+	synced := factory.Core().V1().PersistentVolumes().Informer().HasSynced
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), synced) {
+		cancel()
+		factory.Shutdown()
+		return ctx, func() {}
+	}
+	return context.WithValue(ctx, pvCacheKey{}, lister), func() { cancel(); factory.Shutdown() }
+}
+
+// allPVs returns every PV: from the run's cache, else by a list.
+func (m *Migrator) allPVs(ctx context.Context) ([]*v1.PersistentVolume, error) {
+	if lister, ok := ctx.Value(pvCacheKey{}).(corelisters.PersistentVolumeLister); ok {
+		return lister.List(labels.Everything())
+	}
+	list, err := m.cfg.Kube.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pvs := make([]*v1.PersistentVolume, len(list.Items))
+	for i := range list.Items {
+		pvs[i] = &list.Items[i]
+	}
+	return pvs, nil
 }
