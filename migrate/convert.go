@@ -344,14 +344,18 @@ func (m *Migrator) bind(ctx context.Context, rec *record, pv *v1.PersistentVolum
 	bound := func(c *v1.PersistentVolumeClaim) bool {
 		return c == nil || c.UID != ref.UID || (c.Status.Phase == v1.ClaimBound && c.Spec.VolumeName == pv.Name)
 	}
-	if bound(claim) {
-		return nil
-	}
+	// Wait for the PV controller to set the new PV Bound first: it has
+	// then stored the new PV after the old one's deletion (one informer,
+	// in order), so any later sync of the claim finds it. A claim read as
+	// Bound before that may still turn Lost from the old PV's deletion.
 	uid := pv.UID
 	_, err = m.waitPV(ctx, pv.Name, m.cfg.BindTimeout, fmt.Sprintf("the PV controller to see PV %s bound to claim %s/%s", pv.Name, ref.Namespace, ref.Name), func(cur *v1.PersistentVolume) bool {
 		return cur == nil || cur.UID != uid || cur.Status.Phase == v1.VolumeBound
 	})
 	if err != nil {
+		return err
+	}
+	if claim, err = m.getClaim(ctx, ref.Namespace, ref.Name); err != nil || bound(claim) {
 		return err
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{
