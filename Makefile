@@ -2,7 +2,7 @@
 GO        ?= go
 export GOFLAGS := -buildvcs=false
 TEST_FLAGS ?= -count=1 -timeout 30m
-BENCH_PKGS ?= ./topology/ ./provisioner/ ./csi/
+BENCH_PKGS ?= ./topology/ ./provisioner/ ./csi/ ./migrate/
 
 VERSION   ?= v0.1.0-dev
 IMAGE     ?= ghcr.io/glusterkube/glusterkube:$(VERSION)

@@ -124,6 +124,9 @@ func Run(ctx context.Context, cfg Config) error {
 	// scheme (see provisioner.NewControllers).
 	var prov *provisioner.Controllers
 	if cfg.Provisioner != nil {
+		if err := cfg.Provisioner.ResolveInTree(ctx); err != nil {
+			return err
+		}
 		prov = provisioner.NewControllers(ctx, cfg.Provisioner, cfg.ProvisionerOptions)
 	}
 	sc := service.Config{Kube: cfg.Kube, Address: cfg.Address, Collectors: cfg.Collectors}

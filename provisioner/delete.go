@@ -23,6 +23,12 @@ func (p *Provisioner) Delete(ctx context.Context, pv *v1.PersistentVolume) error
 	if by := pv.Annotations[AnnProvisionedBy]; by != p.cfg.Name {
 		return &controller.IgnoredError{Reason: fmt.Sprintf("PV %s was provisioned by %q, not %q", pv.Name, by, p.cfg.Name)}
 	}
+	return p.deleteVolume(ctx, pv, id)
+}
+
+// deleteVolume deletes the heketi volume id of a PV glusterkube made and,
+// for an in-tree PV, its Service and Endpoints.
+func (p *Provisioner) deleteVolume(ctx context.Context, pv *v1.PersistentVolume, id string) error {
 	name := heketiVolumeName(pv)
 	logger := klog.LoggerWithValues(klog.FromContext(ctx), "pv", klog.KObj(pv), "heketiVolume", name, "heketiVolumeID", id)
 	ctx = klog.NewContext(ctx, logger)

@@ -24,4 +24,15 @@
 //
 // Delete never depends on the StorageClass: everything it needs (heketi
 // URL, user, Secret reference — never a key) is recorded in PV annotations.
+//
+// On API servers from 1.26, which lost the in-tree kubernetes.io/glusterfs
+// plugin, it also serves the StorageClasses that name that plugin
+// (InTreeClasses, intree*.go): it hands their claims to the library (the
+// PV controller no longer names a provisioner on them), makes CSI PVs for
+// them with the in-tree parameters, and deletes the PVs the in-tree
+// provisioner made — whose heketi server is the class's, recorded nowhere
+// in the PV — with their Endpoints and Service, working around what the
+// PV controller still does to PVs that name a kubernetes.io/ plugin (a
+// deletion finalizer only that plugin would remove, Failed instead of
+// Released).
 package provisioner

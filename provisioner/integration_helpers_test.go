@@ -158,7 +158,9 @@ func startProvisionerWith(t testing.TB, env *testenv.Env, name string, hcfg heke
 	if hcfg.MaxInflight == 0 {
 		hcfg.MaxInflight = heketi.DefaultMaxInflight
 	}
-	cfg := Config{Name: name, Kube: fastClient(t, env.Config), Heketi: hcfg}
+	// Tests serve in-tree classes only when they ask (mutate): several
+	// provisioners of one test binary share the control plane.
+	cfg := Config{Name: name, Kube: fastClient(t, env.Config), Heketi: hcfg, InTreeClasses: InTreeOff}
 	if mutate != nil {
 		mutate(&cfg)
 	}

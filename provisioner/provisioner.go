@@ -41,6 +41,10 @@ type Config struct {
 	Volumes *volume.Service
 	// Recorder records glusterkube's own Events; nil records none.
 	Recorder record.EventRecorder
+	// InTreeClasses says whether to serve claims of StorageClasses with
+	// provisioner: kubernetes.io/glusterfs and delete the PVs the in-tree
+	// plugin made ("" is InTreeAuto: when the API server is 1.26 or newer).
+	InTreeClasses InTreeClasses
 	// AfterVolumeCreate, when set, runs right after heketi created a
 	// volume and before anything else; an error aborts Provision as a
 	// crash would. Tests use it to kill the provisioner at that point.
@@ -56,6 +60,10 @@ type Provisioner struct {
 
 	gidMu    sync.Mutex
 	gidBuilt bool
+
+	inTreeMu       sync.Mutex
+	inTreeResolved bool
+	inTreeServe    bool
 }
 
 var (
@@ -149,6 +157,12 @@ func isOurCSI(pv *v1.PersistentVolume) bool {
 }
 
 func (p *Provisioner) event(obj *v1.PersistentVolumeClaim, typ, reason, msg string) {
+	if p.cfg.Recorder != nil && obj != nil {
+		p.cfg.Recorder.Event(obj, typ, reason, msg)
+	}
+}
+
+func (p *Provisioner) recordPV(obj *v1.PersistentVolume, typ, reason, msg string) {
 	if p.cfg.Recorder != nil && obj != nil {
 		p.cfg.Recorder.Event(obj, typ, reason, msg)
 	}

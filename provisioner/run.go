@@ -77,8 +77,11 @@ type Controllers struct {
 	factory informers.SharedInformerFactory
 	pc      *controller.ProvisionController
 	exp     *Expander
-	metrics *metrics.Metrics
-	started atomic.Pointer[struct{}]
+	// inTreeClaims and inTreeReclaim serve in-tree classes (nil when not).
+	inTreeClaims  *inTreeClaims
+	inTreeVolumes *inTreeVolumes
+	metrics       *metrics.Metrics
+	started       atomic.Pointer[struct{}]
 }
 
 // NewControllers builds the controllers without running them. Build them
@@ -95,9 +98,15 @@ func NewControllers(ctx context.Context, p *Provisioner, o RunOptions) *Controll
 		&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(50), 300)},
 	)
 	libMetrics := metrics.New("controller")
-	// One set of informers feeds both controllers.
+	if err := p.ResolveInTree(ctx); err != nil {
+		// Run and the daemon resolve it first and fail; a caller that did
+		// not gets a provisioner that leaves in-tree classes alone.
+		logger.Error(err, "Not serving kubernetes.io/glusterfs StorageClasses")
+	}
+	serveInTree := p.ServesInTree()
+	// One set of informers feeds every controller.
 	factory := informers.NewSharedInformerFactory(kube, o.ResyncPeriod)
-	pc := controller.NewProvisionController(ctx, kube, p.Name(), p,
+	libOpts := []func(*controller.ProvisionController) error{
 		controller.ClaimsInformer(factory.Core().V1().PersistentVolumeClaims().Informer()),
 		controller.VolumesInformer(factory.Core().V1().PersistentVolumes().Informer()),
 		controller.ClassesInformer(factory.Storage().V1().StorageClasses().Informer()),
@@ -110,12 +119,27 @@ func NewControllers(ctx context.Context, p *Provisioner, o RunOptions) *Controll
 		controller.CreateProvisionedPVInterval(o.CreatePVInterval),
 		controller.ResyncPeriod(o.ResyncPeriod),
 		controller.MetricsInstance(libMetrics),
-	)
+	}
+	if serveInTree {
+		// The library then takes claims of kubernetes.io/glusterfs classes
+		// (once inTreeClaims names it on them) and makes CSI PVs for them.
+		libOpts = append(libOpts, controller.AdditionalProvisionerNames([]string{InTreeName}))
+	}
+	pc := controller.NewProvisionController(ctx, kube, p.Name(), p, libOpts...)
 	exp, err := NewExpander(p, factory)
 	if err != nil {
 		logger.Error(err, "Expansion disabled")
 	}
-	return &Controllers{p: p, o: o, factory: factory, pc: pc, exp: exp, metrics: &libMetrics}
+	c := &Controllers{p: p, o: o, factory: factory, pc: pc, exp: exp, metrics: &libMetrics}
+	if serveInTree {
+		if c.inTreeClaims, err = newInTreeClaims(p, factory); err != nil {
+			logger.Error(err, "Claims of kubernetes.io/glusterfs StorageClasses will not be provisioned")
+		}
+		if c.inTreeVolumes, err = newInTreeVolumes(p, factory, o.RetryIntervalStart, o.RetryIntervalMax); err != nil {
+			logger.Error(err, "PVs of in-tree classes will not be looked after")
+		}
+	}
+	return c
 }
 
 // Collectors are the provision library's metrics.
@@ -159,6 +183,14 @@ func (c *Controllers) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.exp.Run(ctx, c.o.ExpandWorkers) }()
 	}
+	if c.inTreeClaims != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.inTreeClaims.run(ctx) }()
+	}
+	if c.inTreeVolumes != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.inTreeVolumes.run(ctx, c.o.ExpandWorkers) }()
+	}
 	if c.o.Ready != nil {
 		c.o.Ready()
 	}
@@ -173,6 +205,9 @@ func (c *Controllers) Run(ctx context.Context) {
 // p was built with a Recorder.
 func Run(ctx context.Context, p *Provisioner, o RunOptions) error {
 	o = o.withDefaults(p)
+	if err := p.ResolveInTree(ctx); err != nil {
+		return err
+	}
 	// First, before anything else uses the scheme (see NewControllers).
 	ctrls := NewControllers(ctx, p, o)
 	cfg := service.Config{Kube: p.cfg.Kube, Address: o.MetricsAddress, Collectors: append(ctrls.Collectors(), o.Collectors...)}

@@ -98,6 +98,7 @@ func Root() *Command {
 			runCommand(),
 			csiCommand(),
 			mounterCommand(),
+			migrateCommand(),
 			versionCommand(),
 		},
 	}

@@ -28,6 +28,13 @@ func TestMainExitCodes(t *testing.T) {
 		{name: "csi: controller without a heketi server", args: []string{"csi", "--services=controller"}, wantCode: ExitUsage, wantErr: "pass --heketi-url or set HEKETI_CLI_SERVER"},
 		{name: "csi: bad mount time-out", args: []string{"csi", "--services=node", "--endpoint=unix:///tmp/x.sock", "--mount-timeout=0s"}, wantCode: ExitUsage, wantErr: "--mount-timeout must be positive"},
 		{name: "mounter: relative folder", args: []string{"mounter", "--allowed-dir=var/lib/kubelet"}, wantCode: ExitUsage, wantErr: "--allowed-dir must be an absolute path"},
+		{name: "migrate: bad claim", args: []string{"migrate", "plan", "data-web-0"}, wantCode: ExitUsage, wantErr: `claim "data-web-0": want NAMESPACE/NAME`},
+		{name: "migrate: bad selector", args: []string{"migrate", "apply", "--selector", "a=(b"}, wantCode: ExitUsage, wantErr: "--selector"},
+		{name: "migrate: bad output", args: []string{"migrate", "plan", "-o", "yaml"}, wantCode: ExitUsage, wantErr: "want text or json"},
+		{name: "migrate: parallel", args: []string{"migrate", "apply", "--parallel", "0"}, wantCode: ExitUsage, wantErr: "--parallel must be at least 1"},
+		{name: "migrate: subcommands", args: []string{"migrate", "--help"}, wantCode: ExitOK, wantOut: "restore"},
+		{name: "provisioner: bad in-tree setting", args: []string{"provisioner", "--serve-intree-classes", "sometimes"}, wantCode: ExitUsage, wantErr: "--serve-intree-classes"},
+		{name: "run: bad in-tree setting", args: []string{"run", "--serve-intree-classes", "maybe"}, wantCode: ExitUsage, wantErr: "--serve-intree-classes"},
 		{name: "no heketi server", args: []string{"topology", "plan", "-f", "../../../examples/topology.json"}, wantCode: ExitUsage, wantErr: "HEKETI_CLI_SERVER"},
 	}
 	for _, tc := range tests {

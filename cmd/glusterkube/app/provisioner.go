@@ -24,6 +24,7 @@ type provisionerTuning struct {
 	retryMax         time.Duration
 	createPVRetries  int
 	createPVInterval time.Duration
+	inTreeClasses    string
 }
 
 func (t *provisionerTuning) add(fs *pflag.FlagSet) {
@@ -32,13 +33,23 @@ func (t *provisionerTuning) add(fs *pflag.FlagSet) {
 	fs.DurationVar(&t.retryMax, "retry-interval-max", provisioner.DefaultRetryIntervalMax, "longest retry delay")
 	fs.IntVar(&t.createPVRetries, "create-pv-retries", provisioner.DefaultCreatePVRetries, "tries to save a PV before its new heketi volume is deleted again")
 	fs.DurationVar(&t.createPVInterval, "create-pv-retry-interval", provisioner.DefaultCreatePVInterval, "delay between tries to save a PV")
+	fs.StringVar(&t.inTreeClasses, "serve-intree-classes", string(provisioner.InTreeAuto), "serve StorageClasses with provisioner: kubernetes.io/glusterfs (CSI PVs for their claims) and delete the PVs the in-tree plugin made: auto (when the API server is 1.26 or newer, which no longer has that plugin), true or false; true on an older server makes its controller-manager and glusterkube both provision those claims")
 }
 
 func (t *provisionerTuning) validate() error {
 	if t.retryStart <= 0 || t.retryMax < t.retryStart {
 		return Usagef("--retry-interval-start must be positive and at most --retry-interval-max")
 	}
+	if _, err := provisioner.ParseInTreeClasses(t.inTreeClasses); err != nil {
+		return Usagef("--serve-intree-classes %q: want auto, true or false", t.inTreeClasses)
+	}
 	return nil
+}
+
+// inTree is --serve-intree-classes (validated).
+func (t *provisionerTuning) inTree() provisioner.InTreeClasses {
+	m, _ := provisioner.ParseInTreeClasses(t.inTreeClasses)
+	return m
 }
 
 func (t *provisionerTuning) runOptions() provisioner.RunOptions {
@@ -169,7 +180,7 @@ func runProvisioner(ctx context.Context, g *Globals, f *provisionerFlags) error 
 	if err != nil {
 		return err
 	}
-	p, err := provisioner.New(provisioner.Config{Name: f.name, Kube: kube, Heketi: hcfg})
+	p, err := provisioner.New(provisioner.Config{Name: f.name, Kube: kube, Heketi: hcfg, InTreeClasses: f.tuning.inTree()})
 	if err != nil {
 		return err
 	}

@@ -151,7 +151,7 @@ func runDaemon(ctx context.Context, g *Globals, f *runFlags) error {
 	}
 
 	if f.provisioner {
-		p, err := provisioner.New(provisioner.Config{Name: f.provisionerName, Kube: kube, Heketi: hcfg})
+		p, err := provisioner.New(provisioner.Config{Name: f.provisionerName, Kube: kube, Heketi: hcfg, InTreeClasses: f.tuning.inTree()})
 		if err != nil {
 			return err
 		}

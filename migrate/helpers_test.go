@@ -1,0 +1,231 @@
+//lint:file-ignore SA1019 the in-tree glusterfs volume source reads v1 Endpoints (not EndpointSlices)
+
+package migrate
+
+import (
+	"context"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/glusterkube/glusterkube/csi"
+	"github.com/glusterkube/glusterkube/internal/heketi"
+	"github.com/glusterkube/glusterkube/internal/testenv"
+	"github.com/glusterkube/glusterkube/provisioner"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, testenv.Options{Kube: true, Heketi: true}))
+}
+
+// fastClient is a clientset without client-go's default 5 QPS.
+func fastClient(t testing.TB, cfg *rest.Config) kubernetes.Interface {
+	t.Helper()
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = 500, 1000
+	cs, err := kubernetes.NewForConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+func heketiClient(t testing.TB, url string) *heketi.Client {
+	t.Helper()
+	h, err := heketi.New(heketi.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// heketiIDs lists the volume ids of a heketi cluster, sorted.
+func heketiIDs(t testing.TB, h *heketi.Client, cluster string) []string {
+	t.Helper()
+	var ids []string
+	for _, v := range testenv.ClusterVolumes(t, h, cluster) {
+		ids = append(ids, v.Id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// newMigrator is a fresh process's Migrator (a re-run after a crash
+// starts from nothing but the cluster).
+func newMigrator(t testing.TB, env *testenv.Env, provName, recordNS string, mutate func(*Config)) *Migrator {
+	t.Helper()
+	cfg := Config{Kube: fastClient(t, env.Config), Heketi: heketi.Config{URL: env.Heketi.URL}, ProvisionerName: provName,
+		RecordNamespace: recordNS, BindTimeout: time.Minute}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// startProvisioner runs glusterkube's provisioner in-process under a name
+// of the test's own.
+func startProvisioner(t testing.TB, env *testenv.Env, name string) {
+	t.Helper()
+	p, err := provisioner.New(provisioner.Config{Name: name, Kube: fastClient(t, env.Config),
+		Heketi: heketi.Config{URL: env.Heketi.URL, MaxInflight: heketi.DefaultMaxInflight}, InTreeClasses: provisioner.InTreeOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		err := provisioner.Run(ctx, p, provisioner.RunOptions{RetryIntervalStart: 100 * time.Millisecond, RetryIntervalMax: 2 * time.Second,
+			Ready: func() { close(ready) }})
+		if err != nil {
+			t.Errorf("provisioner: %v", err)
+		}
+	}()
+	<-ready
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func createClass(t testing.TB, kube kubernetes.Interface, sc *storagev1.StorageClass) *storagev1.StorageClass {
+	t.Helper()
+	out, err := kube.StorageV1().StorageClasses().Create(context.Background(), sc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.StorageV1().StorageClasses().Delete(context.Background(), sc.Name, metav1.DeleteOptions{})
+	})
+	return out
+}
+
+// ensureCSIDriver registers the driver as an install does.
+func ensureCSIDriver(t testing.TB, kube kubernetes.Interface) {
+	t.Helper()
+	_, err := kube.StorageV1().CSIDrivers().Create(context.Background(), &storagev1.CSIDriver{
+		ObjectMeta: metav1.ObjectMeta{Name: csi.DriverName},
+		Spec:       storagev1.CSIDriverSpec{AttachRequired: ptr.To(false), PodInfoOnMount: ptr.To(false)},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		ok, err := cond(ctx)
+		last = err
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: not after %s (last error: %v)", what, timeout, last)
+	}
+}
+
+// waitBound waits until the claims of ns are Bound and returns their
+// volume names.
+func waitBound(t testing.TB, kube kubernetes.Interface, ns string, claims []string, timeout time.Duration) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var pending []string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		byName := map[string]*v1.PersistentVolumeClaim{}
+		for i := range list.Items {
+			byName[list.Items[i].Name] = &list.Items[i]
+		}
+		pending = pending[:0]
+		for _, c := range claims {
+			if cl := byName[c]; cl == nil || cl.Status.Phase != v1.ClaimBound {
+				pending = append(pending, c)
+			} else {
+				out[c] = cl.Spec.VolumeName
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("claims not Bound after %s: %s", timeout, strings.Join(pending, ", "))
+	}
+	return out
+}
+
+// makeInTree makes n claims of class with what the in-tree provisioner
+// left for them, and waits until they are Bound.
+func makeInTree(t testing.TB, kube kubernetes.Interface, h *heketi.Client, class *storagev1.StorageClass, ns string, names ...string) map[string]*testenv.InTreeVolume {
+	t.Helper()
+	out := map[string]*testenv.InTreeVolume{}
+	for i, n := range names {
+		v, err := testenv.MakeInTreeVolume(context.Background(), kube, h, class, testenv.InTreeClaim(ns, n, class.Name, "1Gi"), int64(2000+i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[n] = v
+	}
+	waitBound(t, kube, ns, names, 2*time.Minute)
+	return out
+}
+
+func getPV(t testing.TB, kube kubernetes.Interface, name string) *v1.PersistentVolume {
+	t.Helper()
+	pv, err := kube.CoreV1().PersistentVolumes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("PV %s: %v", name, err)
+	}
+	return pv
+}
+
+func getClaim(t testing.TB, kube kubernetes.Interface, ns, name string) *v1.PersistentVolumeClaim {
+	t.Helper()
+	c, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("claim %s/%s: %v", ns, name, err)
+	}
+	return c
+}
+
+// cleanupPVs deletes, at the end of the test, the PVs bound to claims of ns
+// (Retain ones outlive their claims), with their finalizers.
+func cleanupPVs(t testing.TB, kube kubernetes.Interface, ns string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		list, err := kube.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return
+		}
+		for _, pv := range list.Items {
+			if pv.Spec.ClaimRef == nil || pv.Spec.ClaimRef.Namespace != ns {
+				continue
+			}
+			_ = kube.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{})
+			_ = provisioner.RemoveFinalizers(ctx, kube, pv.Name, pv.UID, knownFinalizers...)
+		}
+	})
+}
+
+// endpointsExist reports whether Endpoints and Service ns/name exist.
+func endpointsExist(t testing.TB, kube kubernetes.Interface, ns, name string) (ep, svc bool) {
+	t.Helper()
+	_, e1 := kube.CoreV1().Endpoints(ns).Get(context.Background(), name, metav1.GetOptions{})
+	_, e2 := kube.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+	return e1 == nil, e2 == nil
+}
