@@ -384,7 +384,7 @@ func healthReason(st mounter.State) string {
 	switch {
 	case st.Unresponsive:
 		return "MountUnresponsive"
-	case st.Corrupted && errors.Is(st.Err, syscall.ENOTCONN):
+	case st.Corrupted && mounter.ClientGone(st.Err):
 		return "FUSEClientExited"
 	case st.Corrupted:
 		return "MountBroken"
@@ -401,7 +401,7 @@ func describe(st mounter.State) string {
 	switch {
 	case st.Unresponsive:
 		return fmt.Sprintf("the GlusterFS mount does not answer (%v): its servers may be unreachable", st.Err)
-	case st.Corrupted && errors.Is(st.Err, syscall.ENOTCONN):
+	case st.Corrupted && mounter.ClientGone(st.Err):
 		return "the GlusterFS mount is dead (transport endpoint is not connected): its FUSE client exited"
 	case st.Corrupted:
 		return fmt.Sprintf("the GlusterFS mount is broken: %v", st.Err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,4 +303,24 @@ func containsType(l []csipb.NodeServiceCapability_RPC_Type, t csipb.NodeServiceC
 		}
 	}
 	return false
+}
+
+// A dead FUSE client shows as ENOTCONN or, when the kernel aborted the
+// connection with requests in flight, as ECONNABORTED: both are a client
+// that exited, and both are healed.
+func TestHealthReasonDeadClient(t *testing.T) {
+	tests := []struct {
+		st   mounter.State
+		want string
+	}{
+		{mounter.State{Exists: true, Corrupted: true, Err: syscall.ENOTCONN}, "FUSEClientExited"},
+		{mounter.State{Exists: true, Corrupted: true, Err: &os.PathError{Op: "stat", Path: "/t", Err: syscall.ECONNABORTED}}, "FUSEClientExited"},
+		{mounter.State{Exists: true, Corrupted: true, Err: syscall.ESTALE}, "MountBroken"},
+		{mounter.State{Exists: true, Mounted: true}, ""},
+	}
+	for _, tt := range tests {
+		if got := healthReason(tt.st); got != tt.want {
+			t.Errorf("healthReason(%+v) = %q, want %q", tt.st, got, tt.want)
+		}
+	}
 }

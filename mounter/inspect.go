@@ -73,7 +73,7 @@ func inspect(target string, timeout time.Duration) (State, error) {
 	switch {
 	case r.err == nil:
 		st.Exists, st.IsDir = true, r.fi.IsDir()
-	case mount.IsCorruptedMnt(r.err):
+	case mount.IsCorruptedMnt(r.err) || ClientGone(r.err):
 		st.Exists, st.IsDir, st.Corrupted, st.Err = true, true, true, r.err
 	case errors.Is(r.err, fs.ErrNotExist):
 		// A path whose parent mount is gone reads ENOENT from stat and
@@ -85,4 +85,12 @@ func inspect(target string, timeout time.Duration) (State, error) {
 		return st, r.err
 	}
 	return st, nil
+}
+
+// ClientGone reports the errors a FUSE mount answers once its client
+// process is gone: ENOTCONN, or ECONNABORTED when the kernel aborted the
+// connection with requests in flight (which one a caller sees depends on
+// timing). mount-utils' IsCorruptedMnt knows only the first.
+func ClientGone(err error) bool {
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
 }
