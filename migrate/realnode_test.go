@@ -168,8 +168,10 @@ func TestRealNodeMigratedVolumeMounts(t *testing.T) {
 		return false, nil
 	})
 	t.Logf("before: pod %s on node %s: %s %s (from %s): %s", stuck.Name, stuck.Spec.NodeName, failed.Type, failed.Reason, failed.Source.Component, failed.Message)
-	if failed.Reason != "FailedMount" || !strings.Contains(failed.Message, "no volume plugin matched") {
-		t.Fatalf("the Event on pod %s is %s %q, want FailedMount: ... no volume plugin matched", stuck.Name, failed.Reason, failed.Message)
+	// What the kubelet says of a PV whose source no plugin of its takes.
+	want := fmt.Sprintf("failed to get Plugin from volumeSpec for volume %q err=no volume plugin matched", pvName)
+	if failed.Reason != "FailedMount" || !strings.Contains(failed.Message, want) {
+		t.Fatalf("the Event on pod %s is %s %q, want FailedMount: ...%s", stuck.Name, failed.Reason, failed.Message, want)
 	}
 	p, err := kube.CoreV1().Pods(ns).Get(ctx, stuck.Name, metav1.GetOptions{})
 	if err != nil {
@@ -196,12 +198,13 @@ func TestRealNodeMigratedVolumeMounts(t *testing.T) {
 
 	// Scaled away, the claim is converted.
 	scale(ctx, t, kube, dep, 0)
-	mark = time.Now()
+	applyStart := time.Now()
 	out, err = runCommand(ctx, append([]string{"migrate", "apply"}, args...)...)
+	applyEnd := time.Now()
 	if err != nil || !strings.Contains(out, "converted  PV "+pvName) || !strings.Contains(out, "1 converted") {
 		t.Fatalf("migrate apply: %v\n%s", err, out)
 	}
-	t.Logf("migrate apply in %s:\n%s", time.Since(mark).Round(time.Millisecond), out)
+	t.Logf("migrate apply in %s:\n%s", applyEnd.Sub(applyStart).Round(time.Millisecond), out)
 	waitClaimBound(t, kube, ns, "data", pvName)
 	pv := getPV(ctx, t, kube, pvName)
 	cs := pv.Spec.CSI
@@ -292,11 +295,16 @@ func TestRealNodeMigratedVolumeMounts(t *testing.T) {
 	})
 	t.Logf("scaled down, claim deleted, heketi and GlusterFS volume gone in %s", time.Since(mark).Round(time.Millisecond))
 
-	// The claim named the same PV all along.
+	// The claim named the same PV all along, and was Bound but while
+	// apply ran: between the old PV's delete and the new one's bind the PV
+	// controller finds no PV and calls the claim Lost.
 	var phases []string
 	for _, st := range states {
 		if st.uid != claimUID || st.volume != pvName {
 			t.Errorf("claim data was %s bound to %q (uid %s), want %q (uid %s)", st.phase, st.volume, st.uid, pvName, claimUID)
+		}
+		if st.phase != v1.ClaimBound && (st.at.Before(applyStart) || st.at.After(applyEnd)) {
+			t.Errorf("claim data %s at %s, outside migrate apply (%s to %s)", st.phase, st.at.Format(time.StampMilli), applyStart.Format(time.StampMilli), applyEnd.Format(time.StampMilli))
 		}
 		if len(phases) == 0 || phases[len(phases)-1] != string(st.phase) {
 			phases = append(phases, string(st.phase))
@@ -462,6 +470,7 @@ func sameSet(a, b []string) bool {
 
 // claimState is a claim as one watch event showed it.
 type claimState struct {
+	at     time.Time
 	phase  v1.PersistentVolumeClaimPhase
 	volume string
 	uid    types.UID
@@ -496,7 +505,7 @@ func watchClaim(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns
 				continue
 			}
 			cw.mu.Lock()
-			cw.states = append(cw.states, claimState{phase: c.Status.Phase, volume: c.Spec.VolumeName, uid: c.UID})
+			cw.states = append(cw.states, claimState{at: time.Now(), phase: c.Status.Phase, volume: c.Spec.VolumeName, uid: c.UID})
 			cw.mu.Unlock()
 		}
 		cw.mu.Lock()
