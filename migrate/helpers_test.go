@@ -78,11 +78,15 @@ func newMigrator(t testing.TB, env *testenv.Env, provName, recordNS string, muta
 }
 
 // startProvisioner runs glusterkube's provisioner in-process under a name
-// of the test's own.
-func startProvisioner(t testing.TB, env *testenv.Env, name string) {
+// of the test's own; mutate, when given, changes its Config.
+func startProvisioner(t testing.TB, env *testenv.Env, name string, mutate ...func(*provisioner.Config)) {
 	t.Helper()
-	p, err := provisioner.New(provisioner.Config{Name: name, Kube: fastClient(t, env.Config),
-		Heketi: heketi.Config{URL: env.Heketi.URL, MaxInflight: heketi.DefaultMaxInflight}, InTreeClasses: provisioner.InTreeOff})
+	cfg := provisioner.Config{Name: name, Kube: fastClient(t, env.Config),
+		Heketi: heketi.Config{URL: env.Heketi.URL, MaxInflight: heketi.DefaultMaxInflight}, InTreeClasses: provisioner.InTreeOff}
+	for _, f := range mutate {
+		f(&cfg)
+	}
+	p, err := provisioner.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

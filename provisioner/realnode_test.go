@@ -17,6 +17,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/glusterkube/glusterkube/csi"
@@ -56,7 +57,7 @@ done
 func seedStatefulSet(t *testing.T, node *testenv.RealNode, class string) (*v1.Service, *appsv1.StatefulSet) {
 	t.Helper()
 	svc, sts := &v1.Service{}, &appsv1.StatefulSet{}
-	decodeFile(t, filepath.Join(examplesDir, "50-statefulset.yaml"), map[string]runtime.Object{
+	testenv.DecodeManifestFile(t, filepath.Join(examplesDir, "50-statefulset.yaml"), map[string]runtime.Object{
 		"Service/springboot-web-svc": svc, "StatefulSet/springboot-web": sts,
 	})
 	if sts.Name == "" || svc.Name == "" {
@@ -80,7 +81,7 @@ func seedStatefulSet(t *testing.T, node *testenv.RealNode, class string) (*v1.Se
 // storage node: the CSI node plugin and the mount service run as the
 // examples' DaemonSets; the built-in provisioner makes CSI PVs on the
 // test's heketi server (whose volumes the harness makes on the node's
-// glusterd, see glusterdHeketi); the seeds' StatefulSet runs on it.
+// glusterd, see testenv.GlusterdHeketi); the seeds' StatefulSet runs on it.
 //
 //   - each pod's hostname and checksum files are on the bricks of its own
 //     heketi volume;
@@ -98,19 +99,19 @@ func seedStatefulSet(t *testing.T, node *testenv.RealNode, class string) (*v1.Se
 func TestRealNodeProvisionedVolumes(t *testing.T) {
 	env := testenv.Get(t)
 	start := time.Now()
-	s := newStorageNode(t, env)
+	s := env.NewStorageNode(t, testenv.StorageNodeOptions{})
 	ns := env.Namespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	installCSINode(ctx, t, s, ns)
-	r := startProvisionerWith(t, env, provName(ns), heketi.Config{URL: s.hk.URL}, func(c *Config) { c.Dial = s.dial }, provOptions{logs: true})
+	s.InstallCSINode(ctx, t, ns)
+	r := startProvisionerWith(t, env, provName(ns), heketi.Config{URL: s.Heketi.URL}, func(c *Config) { c.Dial = storageDial(s) }, provOptions{logs: true})
 	kube := env.Client
 	deleteClass, retainClass := ns+"-delete", ns+"-retain"
 	createClass(t, kube, storageClass(deleteClass, r.name, v1.PersistentVolumeReclaimDelete, map[string]string{
-		"clusterid": s.cluster, "volumetype": "replicate:3", "gidMin": "40000", "gidMax": "40999",
+		"clusterid": s.Cluster, "volumetype": "replicate:3", "gidMin": "40000", "gidMax": "40999",
 	}))
 	createClass(t, kube, storageClass(retainClass, r.name, v1.PersistentVolumeReclaimRetain, map[string]string{
-		"clusterid": s.cluster, "volumetype": "replicate:3", "gidMin": "41000", "gidMax": "41999",
+		"clusterid": s.Cluster, "volumetype": "replicate:3", "gidMin": "41000", "gidMax": "41999",
 	}))
 	// PVs of this test that a failure leaves behind (Retain, or Delete
 	// ones whose claims were not deleted).
@@ -127,13 +128,13 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("StatefulSet pods:\n%s", s.podLogs(ns, "app=springboot-web"))
-			t.Logf("glusterd:\n%s", s.g.Log())
+			t.Logf("StatefulSet pods:\n%s", s.PodLogs(ns, "app=springboot-web"))
+			t.Logf("glusterd:\n%s", s.Glusterd.Log())
 		}
 	})
 	t.Logf("real storage node, heketi, CSI DaemonSets and provisioner ready in %s", time.Since(start).Round(time.Millisecond))
 
-	svc, sts := seedStatefulSet(t, s.node, deleteClass)
+	svc, sts := seedStatefulSet(t, s.Node, deleteClass)
 	if _, err := kube.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 	claim := func(pod string) string { return sts.Spec.VolumeClaimTemplates[0].Name + "-" + pod }
 	// The GlusterFS volume behind each pod's claim, and its bricks.
 	volumes := map[string]string{}
-	bricksOf := func(pod string) []string { return s.volumeBricks(volumes[pod]) }
+	bricksOf := func(pod string) []string { return s.VolumeBricks(volumes[pod]) }
 
 	ok := t.Run("each pod's files are on the bricks of its own heketi volume", func(t *testing.T) {
 		start := time.Now()
@@ -183,8 +184,8 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 				return true, nil
 			})
 			p, err := kube.CoreV1().Pods(ns).Get(ctx, pod, metav1.GetOptions{})
-			if err != nil || p.Spec.NodeName != s.node.Name {
-				t.Fatalf("pod %s on node %q (%v), want the real node %s", pod, p.Spec.NodeName, err, s.node.Name)
+			if err != nil || p.Spec.NodeName != s.Node.Name {
+				t.Fatalf("pod %s on node %q (%v), want the real node %s", pod, p.Spec.NodeName, err, s.Node.Name)
 			}
 		}
 		t.Logf("claims Bound, pods running, files on the bricks in %s", time.Since(start).Round(time.Millisecond))
@@ -194,8 +195,8 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 	}
 
 	ok = t.Run("the node plugin killed and restarted under running pods", func(t *testing.T) {
-		plugin := s.onlyPod(ctx, t, ns, "app.kubernetes.io/name=glusterkube-csi-node")
-		mounter := s.onlyPod(ctx, t, ns, "app.kubernetes.io/name=glusterkube-mounter")
+		plugin := onlyPod(ctx, t, kube, ns, "app.kubernetes.io/name=glusterkube-csi-node")
+		mounter := onlyPod(ctx, t, kube, ns, "app.kubernetes.io/name=glusterkube-mounter")
 		restarts := plugin.Status.ContainerStatuses[0].RestartCount
 		id, found := strings.CutPrefix(plugin.Status.ContainerStatuses[0].ContainerID, "containerd://")
 		if !found {
@@ -206,7 +207,7 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 			t.Fatal(err)
 		}
 		killed := time.Now()
-		if out, err := s.node.Run(ctx, ctr, "--namespace", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id); err != nil {
+		if out, err := s.Node.Run(ctx, ctr, "--namespace", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id); err != nil {
 			t.Fatalf("kill the node plugin's container: %v: %s", err, out)
 		}
 		eventually(t, 2*time.Minute, "the kubelet restarted the node plugin", func(ctx context.Context) (bool, error) {
@@ -257,7 +258,7 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 		var stats map[string]statsapi.VolumeStats
 		var last error
 		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
-			if stats, last = s.volumeStats(ctx, ns); last == nil {
+			if stats, last = volumeStats(ctx, kube, s.Node.Name, ns); last == nil {
 				for _, pod := range pods {
 					v, found := stats[claim(pod)]
 					if !found || !v.Time.After(up) || v.CapacityBytes == nil || *v.CapacityBytes == 0 || v.Inodes == nil || *v.Inodes == 0 {
@@ -350,7 +351,7 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for pod, claim := range map[string]string{"in-group": "shared", "outsider": "shared-nogid"} {
-			if _, err := kube.CoreV1().Pods(ns).Create(ctx, nonRootWriter(s.node, pod, claim), metav1.CreateOptions{}); err != nil {
+			if _, err := kube.CoreV1().Pods(ns).Create(ctx, nonRootWriter(s.Node, pod, claim), metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -376,7 +377,7 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 		if !strings.Contains(logs["outsider"], "DENIED") || hasGroup(logs["outsider"], gid) {
 			t.Errorf("the pod whose PV has no GID could write, or has the group:\n%s", logs["outsider"])
 		}
-		for _, b := range s.volumeBricks(retained.Annotations[AnnHeketiVolumeName]) {
+		for _, b := range s.VolumeBricks(retained.Annotations[AnnHeketiVolumeName]) {
 			var st syscall.Stat_t
 			if err := syscall.Stat(filepath.Join(b, "in-group"), &st); err != nil {
 				t.Errorf("brick %s: %v", b, err)
@@ -434,18 +435,18 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 		}
 		for _, pod := range pods {
 			eventually(t, 2*time.Minute, "heketi volume "+ids[pod]+" deleted", func(ctx context.Context) (bool, error) {
-				_, err := s.admin.VolumeInfo(ctx, ids[pod])
+				_, err := s.Admin.VolumeInfo(ctx, ids[pod])
 				if err == nil || !heketi.IsNotFound(err) {
 					return false, err
 				}
-				return !s.g.HasVolume(ctx, volumes[pod]), nil
+				return !s.Glusterd.HasVolume(ctx, volumes[pod]), nil
 			})
 		}
 		// Unmounted: no GlusterFS mount is left on the node (the GID test's
 		// pods ran to the end, so the API server deleted them at once and
 		// the kubelet tears their volumes down after).
 		eventually(t, time.Minute, "no GlusterFS mount left on the node", func(ctx context.Context) (bool, error) {
-			out, err := s.node.Run(ctx, "cat", "/proc/self/mountinfo")
+			out, err := s.Node.Run(ctx, "cat", "/proc/self/mountinfo")
 			if err != nil {
 				return false, err
 			}
@@ -464,10 +465,10 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 			return r.logs.has("shouldDelete is false: volume does not have Delete reclaim policy", retained.Name), nil
 		})
 		id, name := retained.Annotations[AnnHeketiVolumeID], retained.Annotations[AnnHeketiVolumeName]
-		if _, err := s.admin.VolumeInfo(ctx, id); err != nil {
+		if _, err := s.Admin.VolumeInfo(ctx, id); err != nil {
 			t.Errorf("the Retain class's heketi volume %s: %v", id, err)
 		}
-		if !s.g.HasVolume(ctx, name) {
+		if !s.Glusterd.HasVolume(ctx, name) {
 			t.Errorf("the Retain class's GlusterFS volume %s is gone", name)
 		}
 		if _, err := kube.CoreV1().PersistentVolumes().Get(ctx, retained.Name, metav1.GetOptions{}); err != nil {
@@ -544,9 +545,9 @@ func readBeat(bricks []string) (int, error) {
 }
 
 // onlyPod returns the one pod in ns matching selector.
-func (s *storageNode) onlyPod(ctx context.Context, t *testing.T, ns, selector string) *v1.Pod {
+func onlyPod(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns, selector string) *v1.Pod {
 	t.Helper()
-	l, err := s.env.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+	l, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,8 +559,8 @@ func (s *storageNode) onlyPod(ctx context.Context, t *testing.T, ns, selector st
 
 // volumeStats returns the kubelet's stats of the PVC volumes of pods in
 // ns by claim name, from its /stats/summary through the API server.
-func (s *storageNode) volumeStats(ctx context.Context, ns string) (map[string]statsapi.VolumeStats, error) {
-	res := s.env.Client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", s.node.Name, "proxy", "stats", "summary").Do(ctx)
+func volumeStats(ctx context.Context, kube kubernetes.Interface, node, ns string) (map[string]statsapi.VolumeStats, error) {
+	res := kube.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy", "stats", "summary").Do(ctx)
 	raw, err := res.Raw()
 	if err != nil {
 		var code int

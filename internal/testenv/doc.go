@@ -20,7 +20,12 @@
 //     kubelet (built from hack/kube) and Debian's containerd, runc and CNI
 //     plugins in namespaces of their own, running real pods from images
 //     built locally (see realnode.go and images.go; glusterkube_image.go
-//     builds the image the CSI DaemonSets of examples/csi run).
+//     builds the image the CSI DaemonSets of examples/csi run);
+//   - a storage node (env.NewStorageNode(t, ...), storagenode.go): a real
+//     node with a glusterd and a heketi server of its own whose volumes
+//     Wrap/Dial make real on that glusterd, and InstallCSINode (csinode.go)
+//     to run examples/csi's DaemonSets on it; intree.go makes what the
+//     in-tree provisioner left for a claim.
 //
 // Binaries are built once into a cache folder keyed by the nested modules'
 // go.mod/go.sum and rebuilt only when a pinned version changes.

@@ -79,6 +79,20 @@ type InTreeVolume struct {
 	HeketiID, HeketiName string
 }
 
+// InTreeHeketi is what MakeInTreeVolume asks of heketi: a *heketi.Client,
+// or a StorageNode's GlusterdHeketi, which also makes the GlusterFS volume
+// on the node's glusterd (as real heketi did for the in-tree provisioner).
+type InTreeHeketi interface {
+	VolumeCreate(ctx context.Context, req *api.VolumeCreateRequest) (*api.VolumeInfoResponse, error)
+	ClusterInfo(ctx context.Context, id string) (*api.ClusterInfoResponse, error)
+	NodeInfo(ctx context.Context, id string) (*api.NodeInfoResponse, error)
+}
+
+var (
+	_ InTreeHeketi = (*heketi.Client)(nil)
+	_ InTreeHeketi = (*GlusterdHeketi)(nil)
+)
+
 // MakeInTreeVolume does, for a claim of an in-tree class, what v1.25's
 // in-tree provisioner and PV controller did: create the claim (with the
 // controller's storage-provisioner annotations), a heketi volume with the
@@ -90,7 +104,7 @@ type InTreeVolume struct {
 // pvc-<claim UID> with the plugin's annotations, bound to the claim. The
 // running PV controller then binds the claim as it did then. The caller
 // waits for Bound.
-func MakeInTreeVolume(ctx context.Context, kube kubernetes.Interface, h *heketi.Client, class *storagev1.StorageClass, claim *corev1.PersistentVolumeClaim, gid int64) (*InTreeVolume, error) {
+func MakeInTreeVolume(ctx context.Context, kube kubernetes.Interface, h InTreeHeketi, class *storagev1.StorageClass, claim *corev1.PersistentVolumeClaim, gid int64) (*InTreeVolume, error) {
 	out := &InTreeVolume{}
 	var err error
 	if out.Claim, err = kube.CoreV1().PersistentVolumeClaims(claim.Namespace).Create(ctx, claim, metav1.CreateOptions{}); err != nil {
