@@ -1,7 +1,6 @@
 package csi_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -238,29 +237,8 @@ func nsKubeconfig(t testing.TB, env *testenv.Env, g *testenv.Glusterd, dir strin
 }
 
 // mountsUnder returns the mount points at or under dir, in this process's
-// mount namespace (or another's mountinfo file).
-func mountsUnder(dir string) []string { return mountsIn("/proc/self/mountinfo", dir) }
-
-func mountsIn(mountinfo, dir string) []string {
-	f, err := os.Open(mountinfo)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		m := strings.ReplaceAll(fields[4], `\040`, " ")
-		if m == dir || strings.HasPrefix(m, dir+"/") {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+// mount namespace.
+func mountsUnder(dir string) []string { return testenv.MountsIn("/proc/self/mountinfo", dir, "") }
 
 // clientProcs returns the pids (host view) of the FUSE client processes of
 // target: every process whose arguments end with it.
@@ -331,7 +309,7 @@ func startPod(t testing.TB, dir, name, target string) *pod {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := p.WaitFor(ctx, "mounted", func(context.Context) error {
-		if len(mountsIn(fmt.Sprintf("/proc/%d/mountinfo", p.Pid()), path)) == 0 {
+		if len(testenv.MountsIn(fmt.Sprintf("/proc/%d/mountinfo", p.Pid()), path, "")) == 0 {
 			return errors.New("no bind mount yet")
 		}
 		return nil

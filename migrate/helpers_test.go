@@ -6,7 +6,6 @@ import (
 	"context"
 	"os"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -129,46 +127,15 @@ func ensureCSIDriver(t testing.TB, kube kubernetes.Interface) {
 }
 
 // eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		last = err
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: not after %s (last error: %v)", what, timeout, last)
-	}
-}
+var eventually = testenv.Eventually
 
 // waitBound waits until the claims of ns are Bound and returns their
 // volume names.
 func waitBound(t testing.TB, kube kubernetes.Interface, ns string, claims []string, timeout time.Duration) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	var pending []string
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		list, err := kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, nil
-		}
-		byName := map[string]*v1.PersistentVolumeClaim{}
-		for i := range list.Items {
-			byName[list.Items[i].Name] = &list.Items[i]
-		}
-		pending = pending[:0]
-		for _, c := range claims {
-			if cl := byName[c]; cl == nil || cl.Status.Phase != v1.ClaimBound {
-				pending = append(pending, c)
-			} else {
-				out[c] = cl.Spec.VolumeName
-			}
-		}
-		return len(pending) == 0, nil
-	})
-	if err != nil {
-		t.Fatalf("claims not Bound after %s: %s", timeout, strings.Join(pending, ", "))
+	for name, c := range testenv.WaitClaimsBound(t, kube, ns, claims, timeout) {
+		out[name] = c.Spec.VolumeName
 	}
 	return out
 }

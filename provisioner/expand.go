@@ -11,8 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
@@ -20,6 +18,7 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 
+	"github.com/glusterkube/glusterkube/internal/workers"
 	"github.com/glusterkube/glusterkube/volume"
 )
 
@@ -86,34 +85,9 @@ func wantsResize(claim *v1.PersistentVolumeClaim) bool {
 }
 
 // Run processes the queue with workers until ctx ends.
-func (e *Expander) Run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer e.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), e.synced...) {
-		return
-	}
-	for range max(workers, 1) {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for e.next(ctx) {
-			}
-		}, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (e *Expander) next(ctx context.Context) bool {
-	key, quit := e.queue.Get()
-	if quit {
-		return false
-	}
-	defer e.queue.Done(key)
-	if err := e.Sync(ctx, key); err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Expanding claim failed; will retry", "claim", key)
-		e.queue.AddRateLimited(key)
-		return true
-	}
-	e.queue.Forget(key)
-	return true
+func (e *Expander) Run(ctx context.Context, n int) {
+	workers.Loop{Queue: e.queue, Synced: e.synced, Workers: n, Sync: e.Sync,
+		Failed: "Expanding claim failed; will retry", KeyName: "claim"}.Run(ctx)
 }
 
 // Sync reconciles one claim (namespace/name): expands its heketi volume to

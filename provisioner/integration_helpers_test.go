@@ -15,7 +15,6 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -232,33 +231,7 @@ func newClaim(ns, name, class, size string, modes ...v1.PersistentVolumeAccessMo
 func waitBound(t testing.TB, kube kubernetes.Interface, ns string, names []string, timeout time.Duration) map[string]*v1.PersistentVolume {
 	t.Helper()
 	pvs := map[string]*v1.PersistentVolume{}
-	var pending []string
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		list, err := kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return false, nil
-		}
-		phase := map[string]*v1.PersistentVolumeClaim{}
-		for i := range list.Items {
-			phase[list.Items[i].Name] = &list.Items[i]
-		}
-		pending = pending[:0]
-		for _, n := range names {
-			c := phase[n]
-			if c == nil || c.Status.Phase != v1.ClaimBound {
-				pending = append(pending, n)
-			}
-		}
-		return len(pending) == 0, nil
-	})
-	if err != nil {
-		t.Fatalf("claims not Bound after %s: %s", timeout, strings.Join(pending, ", "))
-	}
-	for _, n := range names {
-		c, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(context.Background(), n, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+	for n, c := range testenv.WaitClaimsBound(t, kube, ns, names, timeout) {
 		pv, err := kube.CoreV1().PersistentVolumes().Get(context.Background(), c.Spec.VolumeName, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -269,18 +242,7 @@ func waitBound(t testing.TB, kube kubernetes.Interface, ns string, names []strin
 }
 
 // eventually polls cond until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx context.Context) (bool, error)) {
-	t.Helper()
-	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, err := cond(ctx)
-		last = err
-		return ok, nil
-	})
-	if err != nil {
-		t.Fatalf("%s: not after %s (last error: %v)", what, timeout, last)
-	}
-}
+var eventually = testenv.Eventually
 
 func claimEvents(t testing.TB, kube kubernetes.Interface, ns, claim string) []v1.Event {
 	t.Helper()

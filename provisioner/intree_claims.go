@@ -10,14 +10,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+
+	"github.com/glusterkube/glusterkube/internal/workers"
 )
 
 // inTreeClaims hands claims of kubernetes.io/glusterfs classes to the
@@ -99,31 +99,8 @@ func claimClass(claim *v1.PersistentVolumeClaim) string {
 }
 
 func (c *inTreeClaims) run(ctx context.Context) {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	go wait.UntilWithContext(ctx, func(ctx context.Context) {
-		for c.next(ctx) {
-		}
-	}, time.Second)
-	<-ctx.Done()
-}
-
-func (c *inTreeClaims) next(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Handing a claim of an in-tree class to the provisioner failed; will retry", "claim", key)
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	workers.Loop{Queue: c.queue, Synced: c.synced, Workers: 1, Sync: c.sync,
+		Failed: "Handing a claim of an in-tree class to the provisioner failed; will retry", KeyName: "claim"}.Run(ctx)
 }
 
 // sync sets the storage-provisioner annotations of one unbound claim of an

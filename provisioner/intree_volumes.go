@@ -11,8 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -20,6 +18,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
+
+	"github.com/glusterkube/glusterkube/internal/workers"
 )
 
 // ReasonInTreeDeleteFailed: deleting the heketi volume of a PV of an
@@ -100,34 +100,9 @@ func (r *inTreeVolumes) enqueue(obj any) {
 	}
 }
 
-func (r *inTreeVolumes) run(ctx context.Context, workers int) {
-	defer utilruntime.HandleCrash()
-	defer r.queue.ShutDown()
-	if !cache.WaitForCacheSync(ctx.Done(), r.synced...) {
-		return
-	}
-	for range max(workers, 1) {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for r.next(ctx) {
-			}
-		}, time.Second)
-	}
-	<-ctx.Done()
-}
-
-func (r *inTreeVolumes) next(ctx context.Context) bool {
-	name, quit := r.queue.Get()
-	if quit {
-		return false
-	}
-	defer r.queue.Done(name)
-	if err := r.sync(ctx, name); err != nil {
-		utilruntime.HandleErrorWithContext(ctx, err, "Handling a PV of an in-tree class failed; will retry", "pv", name)
-		r.queue.AddRateLimited(name)
-		return true
-	}
-	r.queue.Forget(name)
-	return true
+func (r *inTreeVolumes) run(ctx context.Context, n int) {
+	workers.Loop{Queue: r.queue, Synced: r.synced, Workers: n, Sync: r.sync,
+		Failed: "Handling a PV of an in-tree class failed; will retry", KeyName: "pv"}.Run(ctx)
 }
 
 // sync handles one PV. Every step is idempotent (a volume or object

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/glusterkube/glusterkube/internal/manifest"
 )
@@ -213,4 +214,36 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func(ctx 
 	if err != nil {
 		t.Fatalf("%s: not after %s (last error: %v)", what, timeout, last)
 	}
+}
+
+// WaitClaimsBound waits until the named claims of ns are Bound and
+// returns them, failing the test after timeout with the ones still
+// pending.
+func WaitClaimsBound(t testing.TB, kube kubernetes.Interface, ns string, names []string, timeout time.Duration) map[string]*corev1.PersistentVolumeClaim {
+	t.Helper()
+	out := map[string]*corev1.PersistentVolumeClaim{}
+	var pending []string
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		list, err := kube.CoreV1().PersistentVolumeClaims(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		byName := map[string]*corev1.PersistentVolumeClaim{}
+		for i := range list.Items {
+			byName[list.Items[i].Name] = &list.Items[i]
+		}
+		pending = pending[:0]
+		for _, n := range names {
+			if c := byName[n]; c == nil || c.Status.Phase != corev1.ClaimBound {
+				pending = append(pending, n)
+			} else {
+				out[n] = c
+			}
+		}
+		return len(pending) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("claims not Bound after %s: %s", timeout, strings.Join(pending, ", "))
+	}
+	return out
 }

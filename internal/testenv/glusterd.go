@@ -114,8 +114,14 @@ func glusterdPrereqs(ctx context.Context) (map[string]string, error) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return nil, errors.New("/dev/fuse is missing: glusterd tests need FUSE (modprobe fuse, or --device /dev/fuse in a container)")
 	}
+	return namespaceBinaries(ctx, "glusterd", "gluster", "glusterfs")
+}
+
+// namespaceBinaries finds the named test binaries (Binary) and the tools
+// every component run in namespaces of its own needs.
+func namespaceBinaries(ctx context.Context, names ...string) (map[string]string, error) {
 	bins := map[string]string{}
-	for _, name := range []string{"glusterd", "gluster", "glusterfs"} {
+	for _, name := range names {
 		p, err := Binary(ctx, name)
 		if err != nil {
 			return nil, err
@@ -528,8 +534,13 @@ func tailFile(path string, n int) string {
 }
 
 // fuseMounts returns the glusterfs FUSE mount points at or under dir.
-func fuseMounts(dir string) []string {
-	f, err := os.Open("/proc/self/mountinfo")
+func fuseMounts(dir string) []string { return MountsIn("/proc/self/mountinfo", dir, "fuse.glusterfs") }
+
+// MountsIn returns the mount points at or under dir that the mountinfo
+// file lists (/proc/self/mountinfo, or /proc/PID/mountinfo for another
+// mount namespace), of file system type fstype ("" for any).
+func MountsIn(mountinfo, dir, fstype string) []string {
+	f, err := os.Open(mountinfo)
 	if err != nil {
 		return nil
 	}
@@ -540,7 +551,7 @@ func fuseMounts(dir string) []string {
 		// id parent major:minor root mountpoint options ... - fstype source ...
 		fields := strings.Fields(sc.Text())
 		sep := slices.Index(fields, "-")
-		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) || fields[sep+1] != "fuse.glusterfs" {
+		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) || fstype != "" && fields[sep+1] != fstype {
 			continue
 		}
 		m := unescapeMount(fields[4])

@@ -155,20 +155,9 @@ func realNodePrereqs(ctx context.Context) (map[string]string, error) {
 	if _, err := cgroupMounts(); err != nil {
 		return nil, err
 	}
-	bins := map[string]string{}
-	for _, name := range realNodeBinaries {
-		p, err := Binary(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		bins[name] = p
-	}
-	for name, pkg := range map[string]string{"unshare": "util-linux", "nsenter": "util-linux", "ip": "iproute2"} {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			return nil, fmt.Errorf("%s not found: install Debian's %s", name, pkg)
-		}
-		bins[name] = p
+	bins, err := namespaceBinaries(ctx, realNodeBinaries...)
+	if err != nil {
+		return nil, err
 	}
 	for _, plugin := range []string{"bridge", "host-local", "loopback"} {
 		if _, err := os.Stat(filepath.Join(cniBinDir, plugin)); err != nil {
