@@ -159,6 +159,9 @@ func setupLogging(v int, w io.Writer) {
 	_ = fs.Set("logtostderr", "false")
 	_ = fs.Set("alsologtostderr", "false")
 	_ = fs.Set("stderrthreshold", "FATAL")
+	// Every severity writes to w; without one_output klog also copies an
+	// error into the warning and info outputs, so it would print 3 times.
+	_ = fs.Set("one_output", "true")
 	klog.SetOutput(w)
 }
 

@@ -2,8 +2,11 @@ package app
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
+
+	"k8s.io/klog/v2"
 )
 
 func TestMainExitCodes(t *testing.T) {
@@ -104,5 +107,22 @@ func TestHeketiConfigFromEnvironment(t *testing.T) {
 				t.Fatalf("got %q %q %q", cfg.URL, cfg.User, cfg.Key)
 			}
 		})
+	}
+}
+
+// A log line reaches the command's error stream once, whatever its
+// severity.
+func TestLogLinePrintedOnce(t *testing.T) {
+	var buf bytes.Buffer
+	setupLogging(0, &buf)
+	t.Cleanup(func() { setupLogging(0, &bytes.Buffer{}) })
+	klog.ErrorS(errors.New("boom"), "Conversion stopped")
+	klog.Warning("a warning")
+	klog.InfoS("an info")
+	klog.Flush()
+	for _, msg := range []string{"Conversion stopped", "a warning", "an info"} {
+		if n := strings.Count(buf.String(), msg); n != 1 {
+			t.Errorf("%q logged %d times:\n%s", msg, n, buf.String())
+		}
 	}
 }
