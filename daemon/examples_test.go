@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/manifest"
@@ -87,18 +86,7 @@ func TestExampleDeployment(t *testing.T) {
 	// The pod's view: the ServiceAccount's identity, the Secret mounted as
 	// a file, POD_NAMESPACE from the downward API.
 	dir := t.TempDir()
-	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ai := range kc.AuthInfos {
-		ai.Impersonate = "system:serviceaccount:glusterfs:glusterkube"
-		ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:glusterfs", "system:authenticated"}
-	}
-	saKubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, saKubeconfig); err != nil {
-		t.Fatal(err)
-	}
+	saKubeconfig := env.ServiceAccountKubeconfig(t, "glusterfs", "glusterkube")
 	keyFile := filepath.Join(dir, "key")
 	if err := os.WriteFile(keyFile, []byte(h.AdminKey), 0o600); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -232,4 +233,24 @@ func (k *kube) stop() {
 	if k.egress != nil {
 		k.egress.close()
 	}
+}
+
+// ServiceAccountKubeconfig writes a copy of the environment's kubeconfig
+// that acts as ServiceAccount namespace/name, with the groups the API
+// server gives a ServiceAccount's token: what a pod running as it sees.
+func (e *Env) ServiceAccountKubeconfig(t testing.TB, namespace, name string) string {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(e.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ai := range cfg.AuthInfos {
+		ai.Impersonate = "system:serviceaccount:" + namespace + ":" + name
+		ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"}
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
