@@ -59,6 +59,10 @@ func (sv *Server) Create(ctx context.Context, req CreateRequest) (*Volume, error
 		}
 		return nil, classify(k, sv.idx.isUncertain(req.Name), err)
 	}
+	// GIDs other processes gave since the index was built are taken.
+	if err := sv.idx.catchUp(ctx, sv.h, sv.svc.gids); err != nil {
+		return nil, classify(kindOther, sv.idx.isUncertain(req.Name), err)
+	}
 	gid, err := sv.svc.gids.Allocate(req.Class, req.Name, cfg.GIDMin, cfg.GIDMax)
 	if err != nil {
 		return nil, classify(kindOther, sv.idx.isUncertain(req.Name), err)

@@ -17,8 +17,9 @@
 //   - deterministic volume names (Name, CSIName) and the CSI volume id
 //     (ID, ParseID; format in id.go);
 //   - a supplemental GID table shared by all classes, filled from heketi's
-//     volumes (and, by the provisioner, from PV annotations), so a GID is
-//     never handed out twice;
+//     volumes (and, by the provisioner, from PV annotations), and caught
+//     up with the volumes heketi lists before each GID is handed out, so
+//     a GID is not handed out twice, even by two processes on one heketi;
 //   - a per-server index of volumes by name and of node storage hosts.
 //
 // Crash safety rests on three rules. A volume's name is derived from what

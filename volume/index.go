@@ -41,6 +41,11 @@ type index struct {
 	nodesAt time.Time
 	nodesMu sync.Mutex
 
+	// catchUpMu serialises catch-ups; caughtUpAt is when the last one
+	// that succeeded began.
+	catchUpMu  sync.Mutex
+	caughtUpAt time.Time
+
 	// uncertain holds names whose create (or clone) had an unknown
 	// outcome: until the volume is found, a definite failure of a later
 	// attempt does not mean that no volume exists.
@@ -137,6 +142,64 @@ func (s *index) build(ctx context.Context, h Heketi, gids *gidTable) error {
 	s.nodes, s.nodesAt = nodes, time.Now()
 	s.nodesMu.Unlock()
 	klog.FromContext(ctx).V(2).Info("Indexed heketi volumes", "heketi", s.url, "volumes", len(volIDs), "nodes", len(hosts))
+	return nil
+}
+
+// catchUp indexes the volumes heketi lists that the index does not know:
+// those another process (a second provisioner, the CSI controller, an
+// operator's heketi-cli) created since the index was built, so that their
+// GIDs are taken before this process gives one out. One list call, and one
+// read per unknown volume. Concurrent callers share a catch-up that began
+// after they asked. A volume whose create is still running is not listed
+// by heketi yet: two processes creating at the same moment can still pick
+// one GID (give their classes separate gidMin..gidMax ranges to rule it
+// out).
+func (s *index) catchUp(ctx context.Context, h Heketi, gids *gidTable) error {
+	asked := time.Now()
+	s.catchUpMu.Lock()
+	defer s.catchUpMu.Unlock()
+	if s.caughtUpAt.After(asked) {
+		return nil
+	}
+	began := time.Now()
+	list, err := h.VolumeList(ctx)
+	if err != nil {
+		return fmt.Errorf("list volumes of heketi %s: %w", s.url, err)
+	}
+	s.mu.Lock()
+	known := map[string]bool{}
+	for _, refs := range s.byName {
+		for _, r := range refs {
+			known[r.ID] = true
+		}
+	}
+	s.mu.Unlock()
+	var unknown []string
+	for _, id := range list.Volumes {
+		if !known[id] {
+			unknown = append(unknown, id)
+		}
+	}
+	err = forEach(ctx, unknown, func(ctx context.Context, id string) error {
+		v, err := h.VolumeInfo(ctx, id)
+		if heketi.IsNotFound(err) {
+			return nil // deleted meanwhile
+		} else if err != nil {
+			return err
+		}
+		s.add(v.Name, volumeRef{ID: v.Id, Cluster: v.Cluster, GID: v.Gid})
+		if v.Gid > 0 {
+			gids.Reserve(v.Name, int(v.Gid))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read volumes of heketi %s: %w", s.url, err)
+	}
+	if len(unknown) > 0 {
+		klog.FromContext(ctx).V(2).Info("Indexed heketi volumes made elsewhere", "heketi", s.url, "volumes", len(unknown))
+	}
+	s.caughtUpAt = began
 	return nil
 }
 

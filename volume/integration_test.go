@@ -258,3 +258,35 @@ func TestCloneRealHeketi(t *testing.T) {
 		t.Errorf("%d volumes left", n)
 	}
 }
+
+// Two processes on one heketi (glusterkube provisioner for the old
+// classes and the CSI controller for the new, as the upgrade runs them)
+// each keep a GID table: a GID one of them gave after the other indexed
+// heketi must not be given again by the other.
+func TestGIDsUniqueAcrossProcesses(t *testing.T) {
+	hk, hc, a := realServer(t, testenv.HeketiOptions{})
+	ctx := context.Background()
+	params := map[string]string{"clusterid": testenv.HeketiCluster(t, hc)}
+	// The second process: a service of its own on the same server.
+	cfg := heketi.Config{URL: hk.URL}
+	svc := New(Config{Default: cfg})
+	cr, _ := svc.DefaultCredentials("")
+	b, err := svc.Server(cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gids := map[int64]string{}
+	for _, step := range []struct {
+		sv   *Server
+		name string
+	}{{a, "a0"}, {b, "b0"}, {a, "a1"}, {b, "b1"}, {b, "b2"}, {a, "a2"}} {
+		v, err := step.sv.Create(ctx, createReq(t, step.name, 1, params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if other, ok := gids[v.GID]; ok {
+			t.Fatalf("%s got GID %d, which %s holds", step.name, v.GID, other)
+		}
+		gids[v.GID] = step.name
+	}
+}
