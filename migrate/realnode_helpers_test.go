@@ -15,10 +15,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/glusterkube/glusterkube/cmd/glusterkube/app"
 	"github.com/glusterkube/glusterkube/internal/testenv"
@@ -187,26 +191,50 @@ type claimState struct {
 type claimWatch struct {
 	mu     sync.Mutex
 	states []claimState
-	// cut: the API server ended the watch first; states may be missing.
+	// cut: the watch could not be resumed; states may be missing.
 	cut    bool
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// watchClaim starts recording the states of claim ns/name.
+// watchClaim starts recording the states of claim ns/name: its state now,
+// then every change. A watch the API server ends is resumed from the last
+// state seen (client-go's RetryWatcher), so no change is missed; only a
+// resume the API server refuses (its history is gone) marks the record
+// cut.
 func watchClaim(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns, name string) *claimWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
-	w, err := kube.CoreV1().PersistentVolumeClaims(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	claims := kube.CoreV1().PersistentVolumeClaims(ns)
+	c, err := claims.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	w, err := watchtools.NewRetryWatcherWithContext(ctx, c.ResourceVersion, &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return claims.Watch(ctx, o)
+		},
+	})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	cw := &claimWatch{cancel: cancel, done: make(chan struct{})}
+	cw.states = append(cw.states, claimState{at: time.Now(), phase: c.Status.Phase, volume: c.Spec.VolumeName, uid: c.UID})
 	go func() {
 		defer close(cw.done)
 		defer w.Stop()
 		for ev := range w.ResultChan() {
+			if ev.Type == watch.Error {
+				t.Logf("claim %s/%s: watch error %v", ns, name, apierrors.FromObject(ev.Object))
+				cw.mu.Lock()
+				cw.cut = true
+				cw.mu.Unlock()
+				continue
+			}
 			c, ok := ev.Object.(*v1.PersistentVolumeClaim)
 			if !ok || ev.Type == watch.Deleted {
 				continue
@@ -215,9 +243,6 @@ func watchClaim(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns
 			cw.states = append(cw.states, claimState{at: time.Now(), phase: c.Status.Phase, volume: c.Spec.VolumeName, uid: c.UID})
 			cw.mu.Unlock()
 		}
-		cw.mu.Lock()
-		cw.cut = ctx.Err() == nil
-		cw.mu.Unlock()
 	}()
 	t.Cleanup(func() { _, _ = cw.stop() })
 	return cw
