@@ -39,6 +39,13 @@ func (g *Globals) AddKubeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&g.Kubeconfig, "kubeconfig", "", "path to a kubeconfig (default $KUBECONFIG, then in-cluster config, then ~/.kube/config)")
 }
 
+// AddOptionalKubeFlags adds --kubeconfig for commands that use a cluster
+// only when one is given (ClusterConfigured): ~/.kube/config alone does
+// not count.
+func (g *Globals) AddOptionalKubeFlags(fs *pflag.FlagSet, what string) {
+	fs.StringVar(&g.Kubeconfig, "kubeconfig", "", "path to a kubeconfig, for "+what+" (default $KUBECONFIG, else in-cluster config; ~/.kube/config is not read)")
+}
+
 // AddHeketiFlags adds the heketi connection flags. Defaults come from the
 // environment variables heketi-cli uses.
 func (g *Globals) AddHeketiFlags(fs *pflag.FlagSet) {

@@ -55,8 +55,8 @@ func migrateSub(name, short string, run migrateRun) *Command {
 			fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 			fs.StringVar(&f.provisionerName, "provisioner-name", provisioner.DefaultName, "the glusterkube provisioner that will own converted dynamically provisioned PVs (as its --name)")
 			fs.StringVar(&f.recordNamespace, "record-namespace", migrate.DefaultRecordNamespace, "namespace (existing) of the ConfigMaps recording conversions in flight")
-			fs.IntVar(&f.parallel, "parallel", migrate.DefaultParallel, "PVs converted at once")
-			fs.DurationVar(&f.bindTimeout, "bind-timeout", migrate.DefaultBindTimeout, "how long to wait for a claim to be Bound to its new PV")
+			fs.IntVar(&f.parallel, "parallel", migrate.DefaultParallel, "PVs handled at once (plan reads twice as many at once)")
+			fs.DurationVar(&f.bindTimeout, "bind-timeout", migrate.DefaultBindTimeout, "apply, restore: how long to wait for a claim to be Bound to its new PV")
 			fs.DurationVar(&f.timeout, "timeout", time.Hour, "deadline for the whole run (an interrupted run resumes when run again)")
 			f.client.add(fs)
 		},

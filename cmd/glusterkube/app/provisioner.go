@@ -146,7 +146,7 @@ func provisionerCommand() *Command {
 			fs.StringVar(&f.name, "name", provisioner.DefaultName, "provisioner name, as StorageClasses name it in provisioner:")
 			f.tuning.add(fs)
 			f.leader.add(fs)
-			fs.StringVar(&f.metricsAddress, "metrics-address", "", "serve Prometheus /metrics and /healthz on this address, e.g. :8080 (off when empty)")
+			fs.StringVar(&f.metricsAddress, "metrics-address", "", "serve /healthz, /readyz and Prometheus /metrics on this address, e.g. :8080 (off when empty)")
 			f.client.add(fs)
 		},
 		Run: func(ctx context.Context, g *Globals, args []string) error {

@@ -128,7 +128,7 @@ func topologyValidateCommand() *Command {
 		Flags: func(fs *pflag.FlagSet, g *Globals) {
 			f.addFile(fs)
 			f.addOutput(fs, "text", "text", "json")
-			g.AddKubeFlags(fs)
+			g.AddOptionalKubeFlags(fs, "the zone checks against the Nodes")
 		},
 		Run: func(ctx context.Context, g *Globals, args []string) error {
 			if err := NoArgs(args); err != nil {
@@ -182,7 +182,7 @@ func topologyPlanCommand() *Command {
 			f.addOutput(fs, "text", "text", "json")
 			f.addZonesFromNodes(fs, "show what load --zones-from-nodes would change")
 			g.AddHeketiFlags(fs)
-			g.AddKubeFlags(fs)
+			g.AddOptionalKubeFlags(fs, "the zone checks against the Nodes")
 		},
 		Run: func(ctx context.Context, g *Globals, args []string) error {
 			if err := NoArgs(args); err != nil {
@@ -254,7 +254,7 @@ func topologyLoadCommand() *Command {
 			fs.IntVar(&f.parallel, "parallel", topology.DefaultParallel, "heketi operations run at once")
 			f.addZonesFromNodes(fs, "make heketi's zones follow the Nodes' zone labels: new nodes get their zone's number, nodes without bricks in the wrong zone are re-added, every node gets the zone tag "+volume.ZoneTag)
 			g.AddHeketiFlags(fs)
-			g.AddKubeFlags(fs)
+			g.AddOptionalKubeFlags(fs, "the zone checks against the Nodes")
 		},
 		Run: func(ctx context.Context, g *Globals, args []string) error {
 			if err := NoArgs(args); err != nil {
