@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/version"
 	"k8s.io/client-go/discovery"
 	"k8s.io/klog/v2"
+
+	"github.com/glusterkube/glusterkube/volume"
 )
 
 // What the in-tree kubernetes.io/glusterfs provisioner (Kubernetes up to
@@ -208,20 +210,8 @@ func InTreeVolumeID(pv *v1.PersistentVolume) string {
 		return ""
 	}
 	id := strings.TrimPrefix(pv.Spec.Glusterfs.Path, inTreeVolumePrefix)
-	if id != pv.Spec.Glusterfs.Path && isHeketiID(id) {
+	if id != pv.Spec.Glusterfs.Path && volume.IsHeketiID(id) {
 		return id
 	}
 	return ""
-}
-
-func isHeketiID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/glusterkube/glusterkube/internal/heketi"
 )
@@ -99,12 +100,5 @@ func orAdmin(user string) string {
 }
 
 func sameURL(a, b string) bool {
-	return trimSlash(a) == trimSlash(b)
-}
-
-func trimSlash(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
+	return strings.TrimRight(a, "/") == strings.TrimRight(b, "/")
 }

@@ -3,6 +3,7 @@ package volume
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"k8s.io/klog/v2"
 
@@ -63,7 +64,7 @@ func pendingOn(ctx context.Context, h Heketi, id string, types ...string) (strin
 		return "", err
 	}
 	for _, op := range list.PendingOperations {
-		if !running(op.Status, op.SubStatus) || !oneOf(op.TypeName, types) {
+		if !running(op.Status, op.SubStatus) || !slices.Contains(types, op.TypeName) {
 			continue
 		}
 		d, err := po.PendingOperationDetails(ctx, op.Id)
@@ -86,13 +87,4 @@ func pendingOn(ctx context.Context, h Heketi, id string, types ...string) (strin
 // (heketi restarted) one changed nothing and does not count.
 func running(status, subStatus string) bool {
 	return status == "" || subStatus == "in-flight"
-}
-
-func oneOf(s string, set []string) bool {
-	for _, x := range set {
-		if s == x {
-			return true
-		}
-	}
-	return false
 }

@@ -82,3 +82,7 @@ func ParseID(s string) (ID, error) {
 	}
 	return ID{Heketi: hid, URL: rest}, nil
 }
+
+// IsHeketiID reports whether s has the form of a heketi id (32 lower-case
+// hex digits).
+func IsHeketiID(s string) bool { return heketiIDRe.MatchString(s) }

@@ -415,7 +415,7 @@ type indexes struct {
 }
 
 func (ss *indexes) get(url string) *index {
-	url = trimSlash(url)
+	url = strings.TrimRight(url, "/")
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.m == nil {
