@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/glusterkube/glusterkube/internal/workers"
 )
 
 // Outcome is what became of one PV.
@@ -138,7 +140,7 @@ func (m *Migrator) run(ctx context.Context, plan *Plan, progress func(Result), d
 		rep.Results[i] = Result{PV: it.PV, Claim: it.Claim, Outcome: OutcomeFailed, Message: "not started: interrupted"}
 	}
 	var mu sync.Mutex
-	_ = forEach(ctx, len(plan.Items), m.cfg.Parallel, func(ctx context.Context, i int) error {
+	_ = workers.ForEach(ctx, len(plan.Items), m.cfg.Parallel, func(ctx context.Context, i int) error {
 		t := time.Now()
 		r := do(ctx, plan.Items[i])
 		r.Seconds = time.Since(t).Seconds()
@@ -155,38 +157,4 @@ func (m *Migrator) run(ctx context.Context, plan *Plan, progress func(Result), d
 	})
 	rep.Seconds = time.Since(start).Seconds()
 	return rep
-}
-
-// forEach runs fn(0..n-1), parallel at a time; the first error cancels
-// the rest and is returned.
-func forEach(ctx context.Context, n, parallel int, fn func(context.Context, int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan int)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range min(max(parallel, 1), n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
-				}
-			}
-		}()
-	}
-	for i := range n {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
+	"github.com/glusterkube/glusterkube/internal/workers"
 	"github.com/glusterkube/glusterkube/provisioner"
 )
 
@@ -91,7 +92,7 @@ func benchFixtures(b *testing.B, env *testenv.Env, kube kubernetes.Interface, h 
 		map[string]string{"resturl": env.Heketi.URL, "restauthenabled": "false", "clusterid": cluster}, "log-level=WARNING"))
 	vols := make([]*testenv.InTreeVolume, n)
 	names := make([]string, n)
-	err := forEach(context.Background(), n, heketi.DefaultMaxInflight, func(ctx context.Context, i int) error {
+	err := workers.ForEach(context.Background(), n, heketi.DefaultMaxInflight, func(ctx context.Context, i int) error {
 		names[i] = fmt.Sprintf("data-%03d", i)
 		v, err := testenv.MakeInTreeVolume(ctx, kube, h, class, testenv.InTreeClaim(ns, names[i], class.Name, "1Gi"), int64(2000+i))
 		vols[i] = v
@@ -106,7 +107,7 @@ func benchFixtures(b *testing.B, env *testenv.Env, kube kubernetes.Interface, h 
 }
 
 func deleteHeketiVolumes(h *heketi.Client, vols []*testenv.InTreeVolume) {
-	_ = forEach(context.Background(), len(vols), 8, func(ctx context.Context, i int) error {
+	_ = workers.ForEach(context.Background(), len(vols), 8, func(ctx context.Context, i int) error {
 		_ = h.VolumeDelete(ctx, vols[i].HeketiID)
 		return nil
 	})
@@ -178,7 +179,7 @@ func floorRun(b *testing.B, env *testenv.Env, kube kubernetes.Interface, h *heke
 	var mu sync.Mutex
 	var firstErr error
 	start := time.Now()
-	_ = forEach(context.Background(), n, benchParallel, func(ctx context.Context, i int) error {
+	_ = workers.ForEach(context.Background(), n, benchParallel, func(ctx context.Context, i int) error {
 		if err := floorConvert(ctx, m, kube, vols[i]); err != nil {
 			mu.Lock()
 			if firstErr == nil {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/csi"
+	"github.com/glusterkube/glusterkube/internal/workers"
 	"github.com/glusterkube/glusterkube/provisioner"
 )
 
@@ -161,7 +162,7 @@ func (m *Migrator) Plan(ctx context.Context, sel Selection) (*Plan, error) {
 		plan.Items = append(plan.Items, m.recordItem(ctx, rec, users))
 	}
 	items := make([]*Item, len(selected)+len(converted))
-	err = forEach(ctx, len(items), m.cfg.Parallel*2, func(ctx context.Context, i int) error {
+	err = workers.ForEach(ctx, len(items), m.cfg.Parallel*2, func(ctx context.Context, i int) error {
 		if i >= len(selected) {
 			pv := converted[i-len(selected)]
 			ep, err := m.leftover(ctx, pv)

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/internal/heketi"
+	"github.com/glusterkube/glusterkube/internal/workers"
 )
 
 // volumeRef is what the index knows of one heketi volume.
@@ -299,35 +300,7 @@ func (s *index) zoneNodes(ctx context.Context, h Heketi, fresh bool) (nodes []zo
 // forEach runs fn on every id, indexParallel at a time, and returns the
 // first error (cancelling the rest).
 func forEach(ctx context.Context, ids []string, fn func(context.Context, string) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make(chan string)
-	var wg sync.WaitGroup
-	var once sync.Once
-	var first error
-	for range min(indexParallel, len(ids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range work {
-				if err := fn(ctx, id); err != nil {
-					once.Do(func() { first = err; cancel() })
-				}
-			}
-		}()
-	}
-	for _, id := range ids {
-		select {
-		case work <- id:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		first = ctx.Err()
-	}
-	return first
+	return workers.ForEach(ctx, len(ids), indexParallel, func(ctx context.Context, i int) error { return fn(ctx, ids[i]) })
 }
 
 // invalidate makes the next ensure rebuild the index, e.g. after a create
