@@ -357,16 +357,5 @@ func (m *Migrator) endpointIPs(ctx context.Context, pv *v1.PersistentVolume) ([]
 
 // readSecret reads a heketi key from a Secret of the glusterfs type.
 func (m *Migrator) readSecret(ctx context.Context, ns, name string) (string, error) {
-	s, err := m.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return "", fmt.Errorf("read heketi Secret %s/%s: %w", ns, name, err)
-	}
-	if string(s.Type) != volume.SecretType {
-		return "", fmt.Errorf("heketi Secret %s/%s has type %q; it must have type %s", ns, name, s.Type, volume.SecretType)
-	}
-	key := s.Data[volume.SecretKey]
-	if len(key) == 0 {
-		return "", fmt.Errorf("heketi Secret %s/%s has no %q entry", ns, name, volume.SecretKey)
-	}
-	return string(key), nil
+	return provisioner.ReadHeketiSecret(ctx, m.cfg.Kube, ns, name)
 }

@@ -7,6 +7,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/volume"
@@ -70,7 +71,14 @@ func (p *Provisioner) pvCreds(ctx context.Context, pv *v1.PersistentVolume) (vol
 
 // readSecret reads the heketi key from a Secret of type SecretType.
 func (p *Provisioner) readSecret(ctx context.Context, ns, name string) (string, error) {
-	s, err := p.cfg.Kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	return ReadHeketiSecret(ctx, p.cfg.Kube, ns, name)
+}
+
+// ReadHeketiSecret reads the heketi key from Secret ns/name, which must
+// have type SecretType and the key under SecretKey (what the in-tree
+// provisioner's classes name, and glusterkube's).
+func ReadHeketiSecret(ctx context.Context, kube kubernetes.Interface, ns, name string) (string, error) {
+	s, err := kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return "", fmt.Errorf("heketi Secret %s/%s not found: create it with type %s and the heketi key under %q", ns, name, SecretType, SecretKey)
