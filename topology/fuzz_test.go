@@ -143,7 +143,7 @@ func FuzzLoad(f *testing.F) {
 				}
 				for ni, n := range c.Nodes {
 					ours := topo.Clusters[ci].Nodes[ni]
-					if n.Node.Zone != ours.Node.Zone || !tagsEqual(n.Node.Tags, ours.Node.Tags) ||
+					if n.Node.Zone != ours.Node.Zone || !TagsEqual(n.Node.Tags, ours.Node.Tags) ||
 						strings.Join(n.Node.Hostnames.Manage, "\x00") != strings.Join(ours.Node.Hostnames.Manage, "\x00") ||
 						strings.Join(n.Node.Hostnames.Storage, "\x00") != strings.Join(ours.Node.Hostnames.Storage, "\x00") ||
 						len(n.Devices) != len(ours.Devices) {
@@ -151,7 +151,7 @@ func FuzzLoad(f *testing.F) {
 					}
 					for di, d := range n.Devices {
 						od := ours.Devices[di]
-						if d.Name != od.Name || d.DestroyData != od.DestroyData || !tagsEqual(d.Tags, od.Tags) {
+						if d.Name != od.Name || d.DestroyData != od.DestroyData || !TagsEqual(d.Tags, od.Tags) {
 							t.Fatalf("device %d.%d.%d: heketi-cli reads %+v, we read %+v", ci, ni, di, d, od)
 						}
 					}

@@ -324,7 +324,7 @@ func planNode(p *Plan, cp *ClusterPlan, path string, fn Node, byManage0, manageO
 			dp := &DevicePlan{Path: index(path+".devices", di), Name: fd.Name, Action: Create, DestroyData: fd.DestroyData, Tags: maps.Clone(fd.Tags)}
 			if hd, ok := existing[fd.Name]; ok {
 				dp.ID, dp.Action, dp.DestroyData = hd.Id, Exists, false
-				if !tagsEqual(fd.Tags, hd.Tags) {
+				if !TagsEqual(fd.Tags, hd.Tags) {
 					p.Differences = append(p.Differences, Difference{Path: dp.Path, Cluster: np.Cluster, Node: np.Manage, Device: fd.Name,
 						Message: fmt.Sprintf("device %s on %s has tags %s in the file but %s in heketi; load does not change tags (heketi-cli device settags does)", fd.Name, np.Manage, fmtTags(fd.Tags), fmtTags(hd.Tags))})
 				}
@@ -371,7 +371,7 @@ func planNode(p *Plan, cp *ClusterPlan, path string, fn Node, byManage0, manageO
 	if !slices.Equal(fn.Node.Hostnames.Manage, []string(hi.Hostnames.Manage)) {
 		diff("hostnames.manage", "node %s has manage hostnames %v in the file but %v in heketi; load does not change them", np.Manage, fn.Node.Hostnames.Manage, []string(hi.Hostnames.Manage))
 	}
-	if !tagsEqual(fn.Node.Tags, hi.Tags) {
+	if !TagsEqual(fn.Node.Tags, hi.Tags) {
 		diff("tags", "node %s has tags %s in the file but %s in heketi; load does not change tags (heketi-cli node settags does)", np.Manage, fmtTags(fn.Node.Tags), fmtTags(hi.Tags))
 	}
 	if hi.State != "" && hi.State != api.EntryStateOnline {
@@ -406,9 +406,9 @@ const ManagedTagPrefix = "glusterkube."
 // ManagedTag reports a tag key glusterkube keeps itself.
 func ManagedTag(key string) bool { return strings.HasPrefix(key, ManagedTagPrefix) }
 
-// tagsEqual compares the tags a file and heketi give an object, leaving
+// TagsEqual compares the tags a file and heketi give an object, leaving
 // out the ones glusterkube keeps itself.
-func tagsEqual(a, b map[string]string) bool {
+func TagsEqual(a, b map[string]string) bool {
 	own := func(m map[string]string) map[string]string {
 		out := map[string]string{}
 		for k, v := range m {

@@ -3,7 +3,6 @@ package zones
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -166,27 +165,14 @@ func lostOnReadd(hn *api.NodeInfoResponse, fn topology.Node) string {
 		fd, ok := fileDevs[d.Name]
 		if !ok {
 			lost = append(lost, "device "+d.Name)
-		} else if !sameTags(d.Tags, fd.Tags) {
+		} else if !topology.TagsEqual(d.Tags, fd.Tags) {
 			lost = append(lost, "the tags of device "+d.Name)
 		}
 	}
-	if !sameTags(hn.Tags, fn.Node.Tags) {
+	if !topology.TagsEqual(hn.Tags, fn.Node.Tags) {
 		lost = append(lost, "its node tags")
 	}
 	return strings.Join(lost, ", ")
-}
-
-func sameTags(a, b map[string]string) bool {
-	own := func(m map[string]string) map[string]string {
-		out := map[string]string{}
-		for k, v := range m {
-			if !topology.ManagedTag(k) {
-				out[k] = v
-			}
-		}
-		return out
-	}
-	return maps.Equal(own(a), own(b))
 }
 
 // Rewrite makes a topology file follow the Nodes, in memory: each node
