@@ -76,6 +76,8 @@ func (m *Migrator) Apply(ctx context.Context, plan *Plan, progress func(Result))
 	// Without the record namespace no conversion can start: say so once
 	// per PV rather than fail each after its retain step.
 	nsErr := m.checkRecordNamespace(ctx)
+	ctx, stop := m.withPVCache(ctx)
+	defer stop()
 	return m.run(ctx, plan, progress, func(ctx context.Context, it *Item) Result {
 		r := Result{PV: it.PV, Claim: it.Claim}
 		switch it.State {
@@ -133,8 +135,6 @@ func outcome(r Result, ok Outcome, err error) Result {
 // run runs do on every item of the plan, Config.Parallel at a time.
 func (m *Migrator) run(ctx context.Context, plan *Plan, progress func(Result), do func(context.Context, *Item) Result) *Report {
 	start := time.Now()
-	ctx, stop := m.withPVCache(ctx)
-	defer stop()
 	rep := &Report{Results: make([]Result, len(plan.Items))}
 	for i, it := range plan.Items {
 		rep.Results[i] = Result{PV: it.PV, Claim: it.Claim, Outcome: OutcomeFailed, Message: "not started: interrupted"}

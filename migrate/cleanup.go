@@ -93,7 +93,7 @@ func (m *Migrator) leftover(ctx context.Context, pv *v1.PersistentVolume) (strin
 // pvCacheKey carries a run's PV cache in its context.
 type pvCacheKey struct{}
 
-// withPVCache starts an informer on PVs for one Apply or Restore run, so
+// withPVCache starts an informer on PVs for one Apply run, so
 // that each conversion's cleanup asks a cache which other PVs use its
 // Endpoints instead of listing every PV (n conversions would list n PVs
 // n times). It returns the context carrying the cache and a stop func;

@@ -10,7 +10,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/glusterkube/glusterkube/cmd/glusterkube/app"
 	"github.com/glusterkube/glusterkube/internal/heketi"
@@ -45,13 +44,7 @@ func TestMigrateCommands(t *testing.T) {
 	t.Cleanup(func() {
 		_ = kube.CoreV1().PersistentVolumes().Delete(context.Background(), v.PV.Name, metav1.DeleteOptions{})
 	})
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		c, err := kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "data", metav1.GetOptions{})
-		return err == nil && c.Status.Phase == v1.ClaimBound, nil
-	})
-	if err != nil {
-		t.Fatal("claim not Bound")
-	}
+	testenv.WaitClaimsBound(t, kube, ns, []string{"data"}, time.Minute)
 	run := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
 		args = append(args, "--kubeconfig", env.Kubeconfig, "--heketi-url", env.Heketi.URL, "--record-namespace", recNS, ns+"/data")

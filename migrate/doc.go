@@ -53,8 +53,9 @@
 //  5. bind: the PV controller binds a claim whose volumeName names a PV
 //     pre-bound to it, from Lost too (syncBoundClaim: the volume exists
 //     and its claimRef has the claim's UID → bind → Bound). It does so on
-//     the claim's next sync; removing the claim's annotation is a claim
-//     update that brings that sync now instead of at the next resync.
+//     the claim's next sync; rewriting the claim's annotation (to "<pv>
+//     rebind <time>") is a claim update that brings that sync now instead
+//     of at the next resync.
 //  6. reclaim: the old reclaim policy comes back, once the claim is Bound.
 //  7. forget: the claim's annotation and the record are deleted. Until
 //     here a restore is possible and needs the claim's Endpoints, so they

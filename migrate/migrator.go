@@ -26,7 +26,8 @@ const (
 	// AnnReclaimPolicy holds a PV's own reclaim policy while the
 	// conversion keeps it Retain.
 	AnnReclaimPolicy = "glusterkube.io/migration-reclaim-policy"
-	// AnnMigrating is on a claim while its PV is converted: the PV's name.
+	// AnnMigrating is on a claim while its PV is converted: the PV's name,
+	// then "<pv> rebind <time>" when bind touches the claim.
 	AnnMigrating = "glusterkube.io/migrating"
 )
 
