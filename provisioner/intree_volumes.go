@@ -130,8 +130,11 @@ func (r *inTreeVolumes) sync(ctx context.Context, name string) error {
 	}
 	// The phase comes from the PV controller's cache: ask the API server
 	// whether the claim is really gone before destroying anything.
-	if gone, err := r.claimGone(ctx, pv); err != nil || !gone {
-		return err
+	ref := pv.Spec.ClaimRef
+	if gone, err := r.p.claimGone(ctx, ref.Namespace, ref.Name, ref.UID); err != nil {
+		return fmt.Errorf("PV %s: check its claim %s/%s is gone: %w", pv.Name, ref.Namespace, ref.Name, err)
+	} else if !gone {
+		return nil
 	}
 	if IsInTreePV(pv) {
 		err = r.p.deleteInTree(ctx, pv, OtherPVUsers(pv, r.allPVs()))
@@ -180,19 +183,6 @@ func (r *inTreeVolumes) adopt(ctx context.Context, pv *v1.PersistentVolume) (*v1
 func (r *inTreeVolumes) allPVs() []*v1.PersistentVolume {
 	all, _ := r.volumes.List(labelsEverything)
 	return all
-}
-
-// claimGone reports whether pv's claim no longer exists (or is another
-// claim of the same name).
-func (r *inTreeVolumes) claimGone(ctx context.Context, pv *v1.PersistentVolume) (bool, error) {
-	ref := pv.Spec.ClaimRef
-	claim, err := r.p.cfg.Kube.CoreV1().PersistentVolumeClaims(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return true, nil
-	} else if err != nil {
-		return false, fmt.Errorf("PV %s: check its claim %s/%s is gone: %w", pv.Name, ref.Namespace, ref.Name, err)
-	}
-	return ref.UID != "" && claim.UID != ref.UID, nil
 }
 
 // removePV deletes the PV object (UID precondition: a PV made again under

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/sig-storage-lib-external-provisioner/v13/controller"
 
@@ -138,7 +139,7 @@ func (p *Provisioner) inTreePV(ctx context.Context, sv *volume.Server, opts cont
 	}
 	epName, err := p.ensureEndpoints(ctx, claim, opts.PVName, cfg.EPNamePrefix, ips)
 	if err != nil {
-		if gone, gerr := p.claimGone(ctx, claim); gerr == nil && gone {
+		if gone, gerr := p.claimGone(ctx, claim.Namespace, claim.Name, claim.UID); gerr == nil && gone {
 			// The claim (or its namespace) went away while its volume was
 			// being made: nothing will ever use the volume, so remove it
 			// instead of retrying forever.
@@ -150,17 +151,17 @@ func (p *Provisioner) inTreePV(ctx context.Context, sv *volume.Server, opts cont
 	return buildPV(opts.PVName, opts.StorageClass, claim, vol, cr, src, mountOptions(opts.StorageClass.MountOptions, ips)), controller.ProvisioningFinished, nil
 }
 
-// claimGone reports whether the claim no longer exists (or is another
-// object of the same name).
-func (p *Provisioner) claimGone(ctx context.Context, claim *v1.PersistentVolumeClaim) (bool, error) {
-	cur, err := p.cfg.Kube.CoreV1().PersistentVolumeClaims(claim.Namespace).Get(ctx, claim.Name, metav1.GetOptions{})
+// claimGone reports whether claim ns/name no longer exists, or is another
+// object of the same name than the one with uid (when uid is known).
+func (p *Provisioner) claimGone(ctx context.Context, ns, name string, uid types.UID) (bool, error) {
+	cur, err := p.cfg.Kube.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return true, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return cur.UID != claim.UID, nil
+	return uid != "" && cur.UID != uid, nil
 }
 
 // discard deletes the volume made for a claim that is gone and returns the

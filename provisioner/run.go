@@ -77,7 +77,7 @@ type Controllers struct {
 	factory informers.SharedInformerFactory
 	pc      *controller.ProvisionController
 	exp     *Expander
-	// inTreeClaims and inTreeReclaim serve in-tree classes (nil when not).
+	// inTreeClaims and inTreeVolumes serve in-tree classes (nil when not).
 	inTreeClaims  *inTreeClaims
 	inTreeVolumes *inTreeVolumes
 	metrics       *metrics.Metrics
