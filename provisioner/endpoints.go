@@ -143,20 +143,10 @@ func (p *Provisioner) ensureEndpointsObject(ctx context.Context, claim *v1.Persi
 // deleteEndpoints removes the Service and Endpoints of pv, only if they
 // are marked as serving it; NotFound is success.
 func (p *Provisioner) deleteEndpoints(ctx context.Context, pv *v1.PersistentVolume) error {
-	gs := pv.Spec.Glusterfs
-	if gs == nil || gs.EndpointsName == "" {
+	ns, name, ok := EndpointsOf(pv)
+	if !ok {
 		return nil
 	}
-	ns := ""
-	if gs.EndpointsNamespace != nil {
-		ns = *gs.EndpointsNamespace
-	} else if pv.Spec.ClaimRef != nil {
-		ns = pv.Spec.ClaimRef.Namespace
-	}
-	if ns == "" {
-		return nil
-	}
-	name := gs.EndpointsName
 	svcs := p.cfg.Kube.CoreV1().Services(ns)
 	if svc, err := svcs.Get(ctx, name, metav1.GetOptions{}); err == nil {
 		if svc.Annotations[AnnPV] == pv.Name {
