@@ -11,8 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -22,6 +20,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/glusterkube/glusterkube/daemonset"
+	"github.com/glusterkube/glusterkube/internal/workers"
 	"github.com/glusterkube/glusterkube/nodes"
 	"github.com/glusterkube/glusterkube/topology"
 	"github.com/glusterkube/glusterkube/volume"
@@ -148,16 +147,16 @@ func New(cfg Config, cmFactory, nodeFactory informers.SharedInformerFactory) (*C
 
 // Run processes the queue until ctx ends. Start the factories first.
 func (c *Controller) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrash()
-	defer c.queue.ShutDown()
-	logger := klog.FromContext(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.queue.ShutDown()
 		return errors.New("controller: informer caches did not sync")
 	}
-	logger.Info("Storage controller started", "configMap", klog.KRef(c.cfg.Namespace, c.cfg.Name))
+	klog.FromContext(ctx).Info("Storage controller started", "configMap", klog.KRef(c.cfg.Namespace, c.cfg.Name))
 	c.queue.Add(queueKey)
-	go wait.UntilWithContext(ctx, c.worker, time.Second)
-	<-ctx.Done()
+	workers.Loop{
+		Queue: c.queue, Synced: c.synced, Workers: 1, Sync: c.syncKey,
+		Failed: "Reconcile failed; retrying with backoff", KeyName: "configMap",
+	}.Run(ctx)
 	return nil
 }
 
@@ -169,19 +168,10 @@ func (c *Controller) Enqueue() { c.queue.Add(queueKey) }
 // (dropped when nobody reads it).
 func (c *Controller) Synced() <-chan error { return c.last }
 
-func (c *Controller) worker(ctx context.Context) {
-	for c.processNext(ctx) {
-	}
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, quit := c.queue.Get()
-	if quit {
-		return false
-	}
-	defer c.queue.Done(key)
-	// A reconcile never hangs the queue: heketi calls have their own
-	// deadlines; this bounds the API calls and the whole pass.
+// syncKey runs one reconcile for the queue and hands its outcome to
+// Synced. A reconcile never hangs the queue: heketi calls have their own
+// deadlines; this bounds the API calls and the whole pass.
+func (c *Controller) syncKey(ctx context.Context, _ string) error {
 	sctx, cancel := context.WithTimeout(ctx, SyncTimeout)
 	err := c.Sync(sctx)
 	cancel()
@@ -197,13 +187,7 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		default:
 		}
 	}
-	if err != nil {
-		klog.FromContext(ctx).Error(err, "Reconcile failed; retrying with backoff", "configMap", klog.KRef(c.cfg.Namespace, c.cfg.Name))
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return err
 }
 
 // Sync reconciles once: load the topology into heketi, label the nodes,
