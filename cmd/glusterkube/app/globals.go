@@ -69,6 +69,17 @@ func (g *Globals) validateHeketiInflight() error {
 	return nil
 }
 
+// OptionalHeketiConfig is HeketiConfig for commands that can run without
+// a default heketi server (every StorageClass naming its own, resturl):
+// with no --heketi-url and no HEKETI_CLI_SERVER it returns a config with
+// no URL and the timeout and in-flight limit.
+func (g *Globals) OptionalHeketiConfig() (heketi.Config, error) {
+	if g.HeketiURL == "" && g.Getenv("HEKETI_CLI_SERVER") == "" {
+		return heketi.Config{Timeout: g.HeketiTimeout, MaxInflight: g.HeketiInflight}, nil
+	}
+	return g.HeketiConfig()
+}
+
 // HeketiConfig resolves the heketi flags and environment into a Config.
 func (g *Globals) HeketiConfig() (heketi.Config, error) {
 	cfg := heketi.Config{URL: g.HeketiURL, User: g.HeketiUser, Key: g.HeketiKey, Timeout: g.HeketiTimeout, MaxInflight: g.HeketiInflight}

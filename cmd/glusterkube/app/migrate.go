@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/migrate"
 	"github.com/glusterkube/glusterkube/provisioner"
 )
@@ -73,13 +72,10 @@ func migrateSub(name, short string, run migrateRun) *Command {
 			}
 			// Without a heketi server the plan still maps PVs whose class
 			// names one (resturl); the others say they need it.
-			var hcfg heketi.Config
-			if g.HeketiURL != "" || g.Getenv("HEKETI_CLI_SERVER") != "" {
-				if hcfg, err = g.HeketiConfig(); err != nil {
-					return err
-				}
+			hcfg, err := g.OptionalHeketiConfig()
+			if err != nil {
+				return err
 			}
-			hcfg.Timeout = g.HeketiTimeout
 			kube, err := f.client.build(g)
 			if err != nil {
 				return err

@@ -166,12 +166,9 @@ func runProvisioner(ctx context.Context, g *Globals, f *provisionerFlags) error 
 	}
 	// The provisioner runs without --heketi-url when every StorageClass
 	// names its server (resturl).
-	hcfg := heketi.Config{Timeout: g.HeketiTimeout, MaxInflight: g.HeketiInflight}
-	if g.HeketiURL != "" || g.Getenv("HEKETI_CLI_SERVER") != "" {
-		var err error
-		if hcfg, err = g.HeketiConfig(); err != nil {
-			return err
-		}
+	hcfg, err := g.OptionalHeketiConfig()
+	if err != nil {
+		return err
 	}
 	m := heketi.NewMetrics("glusterkube")
 	hcfg.Observe = m.Observe
