@@ -60,7 +60,7 @@ type ControllerConfig struct {
 type Controller struct {
 	csipb.UnimplementedControllerServer
 	vols  *volume.Service
-	locks *controllerLocks
+	locks *VolumeLocks
 }
 
 var _ csipb.ControllerServer = (*Controller)(nil)
@@ -78,7 +78,7 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 			return nil, fmt.Errorf("default heketi server: %w", err)
 		}
 	}
-	return &Controller{vols: vols, locks: newControllerLocks()}, nil
+	return &Controller{vols: vols, locks: NewVolumeLocks()}, nil
 }
 
 // Probe reports whether the default heketi server answers the default
@@ -171,7 +171,7 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 		source = &id
 		keys = append(keys, "id/"+id.String())
 	}
-	release, err := c.locks.acquire(keys...)
+	release, err := c.locks.acquireAll(keys...)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +271,7 @@ func (c *Controller) DeleteVolume(ctx context.Context, req *csipb.DeleteVolumeRe
 		logger.V(2).Info("Not a glusterkube volume id: nothing to delete", "reason", err.Error())
 		return &csipb.DeleteVolumeResponse{}, nil
 	}
-	release, err := c.locks.acquire("id/" + id.String())
+	release, err := c.locks.acquireAll("id/" + id.String())
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func (c *Controller) ControllerExpandVolume(ctx context.Context, req *csipb.Cont
 		return nil, err
 	}
 	ctx = klog.NewContext(ctx, klog.LoggerWithValues(klog.FromContext(ctx), "volumeID", req.GetVolumeId()))
-	release, err := c.locks.acquire("id/" + id.String())
+	release, err := c.locks.acquireAll("id/" + id.String())
 	if err != nil {
 		return nil, err
 	}
