@@ -181,19 +181,19 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	vol, err := sv.Lookup(ctx, name)
+	var vol *volume.Volume
+	if source != nil {
+		// A clone an earlier attempt made is answered without checking
+		// its source again (which may be gone by now).
+		if vol, err = sv.Lookup(ctx, name); err == nil && vol == nil {
+			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes(), topo)
+		}
+	} else {
+		// Create finds (and reuses) a volume an earlier attempt made.
+		vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg, Topology: topo})
+	}
 	if err != nil {
 		return nil, grpcError(err)
-	}
-	if vol == nil {
-		if source != nil {
-			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes(), topo)
-		} else {
-			vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg, Topology: topo})
-		}
-		if err != nil {
-			return nil, grpcError(err)
-		}
 	}
 	if err := compatible(vol, req.GetCapacityRange(), cfg, source != nil); err != nil {
 		return nil, err
