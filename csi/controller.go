@@ -414,7 +414,7 @@ func (c *Controller) ListVolumes(ctx context.Context, req *csipb.ListVolumesRequ
 // class may use over what each byte of such a volume takes. Capabilities
 // GlusterFS volumes cannot have get 0.
 func (c *Controller) GetCapacity(ctx context.Context, req *csipb.GetCapacityRequest) (*csipb.GetCapacityResponse, error) {
-	if len(req.GetVolumeCapabilities()) > 0 && checkCapabilities(req.GetVolumeCapabilities(), false) != nil {
+	if checkCapabilities(req.GetVolumeCapabilities(), false) != nil {
 		return &csipb.GetCapacityResponse{AvailableCapacity: 0}, nil
 	}
 	cfg, err := volume.ParseClass("", req.GetParameters())
