@@ -20,7 +20,9 @@ import (
 //     and no node expansion: a GlusterFS volume grows while mounted, so the
 //     controller answers node_expansion_required false.
 //   - no staging, no controller publish (the CSIDriver's attachRequired is
-//     false), no accessibility constraints (NodeGetInfo has no topology).
+//     false).
+//   - accessibility constraints in the identity, and a topology (maybe
+//     without segments, for a node with no zone) in NodeGetInfo.
 func TestCapabilitiesConsistent(t *testing.T) {
 	ctx := context.Background()
 	f := newCtrlFixture(t)

@@ -60,7 +60,7 @@ type ControllerConfig struct {
 type Controller struct {
 	csipb.UnimplementedControllerServer
 	vols  *volume.Service
-	locks *controllerLocks
+	locks *VolumeLocks
 }
 
 var _ csipb.ControllerServer = (*Controller)(nil)
@@ -78,7 +78,7 @@ func NewController(cfg ControllerConfig) (*Controller, error) {
 			return nil, fmt.Errorf("default heketi server: %w", err)
 		}
 	}
-	return &Controller{vols: vols, locks: newControllerLocks()}, nil
+	return &Controller{vols: vols, locks: NewVolumeLocks()}, nil
 }
 
 // Probe reports whether the default heketi server answers the default
@@ -171,7 +171,7 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 		source = &id
 		keys = append(keys, "id/"+id.String())
 	}
-	release, err := c.locks.acquire(keys...)
+	release, err := c.locks.acquireAll(keys...)
 	if err != nil {
 		return nil, err
 	}
@@ -181,19 +181,19 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csipb.CreateVolumeRe
 	if err != nil {
 		return nil, grpcError(err)
 	}
-	vol, err := sv.Lookup(ctx, name)
+	var vol *volume.Volume
+	if source != nil {
+		// A clone an earlier attempt made is answered without checking
+		// its source again (which may be gone by now).
+		if vol, err = sv.Lookup(ctx, name); err == nil && vol == nil {
+			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes(), topo)
+		}
+	} else {
+		// Create finds (and reuses) a volume an earlier attempt made.
+		vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg, Topology: topo})
+	}
 	if err != nil {
 		return nil, grpcError(err)
-	}
-	if vol == nil {
-		if source != nil {
-			vol, err = c.clone(ctx, sv, name, *source, sizeGiB, req.GetCapacityRange().GetLimitBytes(), topo)
-		} else {
-			vol, err = sv.Create(ctx, volume.CreateRequest{Name: name, SizeGiB: sizeGiB, Params: cfg, Topology: topo})
-		}
-		if err != nil {
-			return nil, grpcError(err)
-		}
 	}
 	if err := compatible(vol, req.GetCapacityRange(), cfg, source != nil); err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (c *Controller) DeleteVolume(ctx context.Context, req *csipb.DeleteVolumeRe
 		logger.V(2).Info("Not a glusterkube volume id: nothing to delete", "reason", err.Error())
 		return &csipb.DeleteVolumeResponse{}, nil
 	}
-	release, err := c.locks.acquire("id/" + id.String())
+	release, err := c.locks.acquireAll("id/" + id.String())
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func (c *Controller) ControllerExpandVolume(ctx context.Context, req *csipb.Cont
 		return nil, err
 	}
 	ctx = klog.NewContext(ctx, klog.LoggerWithValues(klog.FromContext(ctx), "volumeID", req.GetVolumeId()))
-	release, err := c.locks.acquire("id/" + id.String())
+	release, err := c.locks.acquireAll("id/" + id.String())
 	if err != nil {
 		return nil, err
 	}
@@ -414,7 +414,7 @@ func (c *Controller) ListVolumes(ctx context.Context, req *csipb.ListVolumesRequ
 // class may use over what each byte of such a volume takes. Capabilities
 // GlusterFS volumes cannot have get 0.
 func (c *Controller) GetCapacity(ctx context.Context, req *csipb.GetCapacityRequest) (*csipb.GetCapacityResponse, error) {
-	if len(req.GetVolumeCapabilities()) > 0 && checkCapabilities(req.GetVolumeCapabilities(), false) != nil {
+	if checkCapabilities(req.GetVolumeCapabilities(), false) != nil {
 		return &csipb.GetCapacityResponse{AvailableCapacity: 0}, nil
 	}
 	cfg, err := volume.ParseClass("", req.GetParameters())

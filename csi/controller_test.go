@@ -175,7 +175,7 @@ func TestControllerCreateVolumeErrors(t *testing.T) {
 			return r
 		}, codes.InvalidArgument, "one server only", 0},
 		{"the same name in use", func(f *ctrlFixture) {
-			if _, err := f.c.locks.acquire("name/vol_v"); err != nil {
+			if _, err := f.c.locks.acquireAll("name/vol_v"); err != nil {
 				panic(err)
 			}
 		}, func() *csipb.CreateVolumeRequest { return createReq("v", 1, nil) }, codes.Aborted, "in progress", 0},
@@ -336,7 +336,7 @@ func TestControllerDeleteVolume(t *testing.T) {
 			}}
 		}, codes.Aborted, "running delete-volume", 1},
 		{"in use", nil, func(f *ctrlFixture, id string) {
-			if _, err := f.c.locks.acquire("id/" + id); err != nil {
+			if _, err := f.c.locks.acquireAll("id/" + id); err != nil {
 				panic(err)
 			}
 		}, codes.Aborted, "in progress", 1},

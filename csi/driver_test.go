@@ -248,6 +248,32 @@ func TestVolumeLocks(t *testing.T) {
 	}
 }
 
+func TestVolumeLocksAcquireAll(t *testing.T) {
+	l := NewVolumeLocks()
+	if !l.TryAcquire("b") {
+		t.Fatal("b cannot be taken")
+	}
+	if _, err := l.acquireAll("a", "b"); status.Code(err) != codes.Aborted || !strings.Contains(err.Error(), "in progress") {
+		t.Fatalf("acquireAll over a held key = %v, want Aborted in progress", err)
+	}
+	if !l.TryAcquire("a") {
+		t.Fatal("a refused acquireAll took a")
+	}
+	l.Release("a")
+	l.Release("b")
+	release, err := l.acquireAll("b", "a", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.TryAcquire("a") || l.TryAcquire("b") {
+		t.Fatal("acquireAll did not take every key")
+	}
+	release()
+	if !l.TryAcquire("a") || !l.TryAcquire("b") {
+		t.Fatal("release did not give every key back")
+	}
+}
+
 func TestRecords(t *testing.T) {
 	r := records{dir: filepath.Join(t.TempDir(), "state")}
 	if rec, err := r.load("/t1"); rec != nil || err != nil {

@@ -12,12 +12,9 @@ import (
 	csipb "github.com/container-storage-interface/spec/lib/go/csi"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/heketi"
@@ -172,7 +169,7 @@ func TestProvisionedPVPublish(t *testing.T) {
 	if err := kube.CoreV1().PersistentVolumeClaims(ns).Delete(ctx, claim.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPVGone(ctx, t, env, pv.Name)
+	waitPVGone(t, env, pv.Name)
 	l, err := admin.VolumeList(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -182,20 +179,10 @@ func TestProvisionedPVPublish(t *testing.T) {
 	}
 }
 
-// waitClaimBound watches a claim until it is Bound and returns its PV.
+// waitClaimBound waits until a claim is Bound and returns its PV.
 func waitClaimBound(ctx context.Context, t *testing.T, env *testenv.Env, ns, name string) *corev1.PersistentVolume {
 	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "persistentvolumeclaims", ns, fields.OneTermEqualSelector("metadata.name", name))
-	ev, err := watchtools.UntilWithSync(wctx, lw, &corev1.PersistentVolumeClaim{}, nil, func(ev watch.Event) (bool, error) {
-		c, ok := ev.Object.(*corev1.PersistentVolumeClaim)
-		return ok && c.Status.Phase == corev1.ClaimBound, nil
-	})
-	if err != nil {
-		t.Fatalf("claim %s/%s not Bound: %v", ns, name, err)
-	}
-	c := ev.Object.(*corev1.PersistentVolumeClaim)
+	c := testenv.WaitClaimsBound(t, env.Client, ns, []string{name}, 2*time.Minute)[name]
 	pv, err := env.Client.CoreV1().PersistentVolumes().Get(ctx, c.Spec.VolumeName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -203,16 +190,14 @@ func waitClaimBound(ctx context.Context, t *testing.T, env *testenv.Env, ns, nam
 	return pv
 }
 
-// waitPVGone watches a PV until it is deleted.
-func waitPVGone(ctx context.Context, t *testing.T, env *testenv.Env, name string) {
+// waitPVGone waits until a PV is deleted.
+func waitPVGone(t *testing.T, env *testenv.Env, name string) {
 	t.Helper()
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	lw := cache.NewListWatchFromClient(env.Client.CoreV1().RESTClient(), "persistentvolumes", "", fields.OneTermEqualSelector("metadata.name", name))
-	gone := func(store cache.Store) (bool, error) { return len(store.List()) == 0, nil }
-	if _, err := watchtools.UntilWithSync(wctx, lw, &corev1.PersistentVolume{}, gone, func(ev watch.Event) (bool, error) {
-		return ev.Type == watch.Deleted, nil
-	}); err != nil {
-		t.Fatalf("PV %s not deleted: %v", name, err)
-	}
+	testenv.Eventually(t, 2*time.Minute, "PV "+name+" deleted", func(ctx context.Context) (bool, error) {
+		_, err := env.Client.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
 }

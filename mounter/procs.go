@@ -13,12 +13,14 @@ import (
 // The processes of a mount — mount, the mount.glusterfs helper and the
 // glusterfs FUSE client with its auto_unmount watcher — all carry the
 // mount point as a whole argument. They are found by it, among the
-// processes of this PID namespace only: in a node plugin's container that
-// is the container's own processes, so another container's FUSE client for
-// the same path is never touched. The mount service runs in the host's PID
-// namespace (its DaemonSet's hostPID, which the FUSE clients need to see
-// their callers' groups), where a target under the kubelet's folder is one
-// pod's volume, mounted by the service alone.
+// processes of this PID namespace only. The mount service runs in the
+// host's PID namespace (its DaemonSet's hostPID, which the FUSE clients
+// need to see their callers' groups), where a target under the kubelet's
+// folder is one pod's volume, mounted by the service alone. A node plugin
+// that mounts itself (no mount service) is run with hostPID too, for the
+// same groups (examples/csi/README.md): like the service it then sees the
+// host's processes, and its targets are likewise mounted by it alone. One
+// in a PID namespace of its own sees only its container's processes.
 
 // targetProcs returns the pids of the processes in this PID namespace
 // whose command line has target as one of its arguments.

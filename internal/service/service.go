@@ -147,6 +147,12 @@ func (s *Service) Registerer() prometheus.Registerer { return s.reg }
 // provision controller is built. Without a Kubernetes client it returns a
 // recorder that drops Events.
 func (s *Service) Recorder(ctx context.Context, component string) record.EventRecorder {
+	return s.RecorderFor(ctx, component, "")
+}
+
+// RecorderFor is Recorder with host as the Events' source host, e.g. the
+// node a node plugin runs on; empty leaves it out.
+func (s *Service) RecorderFor(ctx context.Context, component, host string) record.EventRecorder {
 	if s.cfg.Kube == nil {
 		return &record.FakeRecorder{}
 	}
@@ -157,7 +163,7 @@ func (s *Service) Recorder(ctx context.Context, component string) record.EventRe
 		s.broadcaster.StartStructuredLogging(3)
 		s.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.cfg.Kube.CoreV1().Events("")})
 	}
-	return s.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component})
+	return s.broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: component, Host: host})
 }
 
 // HealthCheck adds a /healthz condition: failing it should get the

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -107,5 +110,34 @@ func TestNewRejects(t *testing.T) {
 				t.Errorf("New = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestRecorderForSetsTheSourceHost(t *testing.T) {
+	kube := fake.NewSimpleClientset()
+	svc, err := New(Config{Kube: kube})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"}}
+	svc.RecorderFor(ctx, "comp", "node-1").Event(pod, corev1.EventTypeWarning, "Reason", "message")
+	defer svc.broadcaster.Shutdown()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := kube.CoreV1().Events("ns").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs.Items) > 0 {
+			if src := evs.Items[0].Source; src.Component != "comp" || src.Host != "node-1" {
+				t.Errorf("Event source = %+v, want component comp on host node-1", src)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Event recorded")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -130,7 +130,7 @@ func runCSI(ctx context.Context, g *Globals, f *csiFlags) error {
 			return err
 		}
 		if kube != nil && f.events {
-			nc.Events = svc.Recorder(ctx, "glusterkube-csi-node")
+			nc.Events = svc.RecorderFor(ctx, "glusterkube-csi-node", nc.NodeID)
 		}
 		switch {
 		case f.zone != "":
