@@ -95,16 +95,6 @@ func (r *Report) Agrees() bool {
 	return true
 }
 
-// Zoned reports whether any storage node's Node has a zone label.
-func (r *Report) Zoned() bool {
-	for _, m := range r.Members {
-		if m.Zone != "" {
-			return true
-		}
-	}
-	return false
-}
-
 // Check matches the topology's nodes to the Nodes (package nodes' rules)
 // and compares heketi's zone numbers (cur; the topology's own for nodes
 // heketi does not hold) with the Nodes' zone labels. With topo nil, the
@@ -230,12 +220,8 @@ func numbers(members []Member, cur *api.TopologyInfoResponse) map[string]int {
 
 func problems(members []Member) []Problem {
 	out := []Problem{}
-	zoned := false
-	for _, m := range members {
-		zoned = zoned || m.Zone != ""
-	}
-	if !zoned {
-		return out
+	if !slices.ContainsFunc(members, func(m Member) bool { return m.Zone != "" }) {
+		return out // no storage node's Node has a zone label
 	}
 	// Shared: one heketi zone, several Kubernetes zones.
 	byNum := map[int]map[string][]Member{}

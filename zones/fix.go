@@ -126,7 +126,7 @@ func Plan(r *Report, topo *topology.Topology, cur *api.TopologyInfoResponse) []C
 			fn, inFile := fileNodes[m.Path]
 			switch {
 			case m.Bricks > 0:
-				c.Action, c.Reason = Refused, fmt.Sprintf("it holds %s, and heketi cannot change a node's zone in place; move them off (heketi-cli node disable, node remove), then run again to re-add it", plural(m.Bricks, "brick"))
+				c.Action, c.Reason = Refused, fmt.Sprintf("it holds %s, and heketi cannot change a node's zone in place; move them off (heketi-cli node disable, node remove), then run again to re-add it", count(m.Bricks, "brick", "bricks"))
 			case hn == nil || topo == nil || !inFile:
 				c.Action, c.Reason = Refused, "it is not in the topology file, which it would be added again from"
 			default:
@@ -256,10 +256,3 @@ func takeOut(ctx context.Context, h Heketi, c *Change) error {
 
 // alreadyGone: heketi no longer knows the object (a re-run after a crash).
 func alreadyGone(err error) bool { return heketi.IsNotFound(err) }
-
-func plural(n int, one string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %ss", n, one)
-}
