@@ -27,7 +27,7 @@ func TestApplyClassWithHeketiAuth(t *testing.T) {
 	ns, recNS := env.Namespace(t), env.Namespace(t)
 	kube := fastClient(t, env.Config)
 	ctx := context.Background()
-	ensureCSIDriver(t, kube)
+	testenv.EnsureCSIDriver(context.Background(), t, kube)
 	cleanupPVs(t, kube, ns)
 	hk := testenv.NewHeketi(t, testenv.HeketiOptions{Auth: true})
 	admin, err := heketi.New(heketi.Config{URL: hk.URL, User: "admin", Key: hk.AdminKey})

@@ -41,7 +41,7 @@ func TestApplyResumesAfterCrash(t *testing.T) {
 	h := heketiClient(t, env.Heketi.URL)
 	cluster := testenv.HeketiCluster(t, h)
 	kube := fastClient(t, env.Config)
-	ensureCSIDriver(t, kube)
+	testenv.EnsureCSIDriver(context.Background(), t, kube)
 	prov := "glusterkube.io/crash"
 	startProvisioner(t, env, prov)
 	params := map[string]string{"resturl": env.Heketi.URL, "restauthenabled": "false", "clusterid": cluster}

@@ -11,13 +11,10 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 
-	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/heketi"
 	"github.com/glusterkube/glusterkube/internal/testenv"
 	"github.com/glusterkube/glusterkube/provisioner"
@@ -112,18 +109,6 @@ func createClass(t testing.TB, kube kubernetes.Interface, sc *storagev1.StorageC
 		_ = kube.StorageV1().StorageClasses().Delete(context.Background(), sc.Name, metav1.DeleteOptions{})
 	})
 	return out
-}
-
-// ensureCSIDriver registers the driver as an install does.
-func ensureCSIDriver(t testing.TB, kube kubernetes.Interface) {
-	t.Helper()
-	_, err := kube.StorageV1().CSIDrivers().Create(context.Background(), &storagev1.CSIDriver{
-		ObjectMeta: metav1.ObjectMeta{Name: csi.DriverName},
-		Spec:       storagev1.CSIDriverSpec{AttachRequired: ptr.To(false), PodInfoOnMount: ptr.To(false)},
-	}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
 }
 
 // eventually polls cond until it holds or timeout passes.

@@ -98,7 +98,7 @@ func TestApplyConvertsPVs(t *testing.T) {
 	ctx := context.Background()
 	h := heketiClient(t, env.Heketi.URL)
 	cluster := testenv.HeketiCluster(t, h)
-	ensureCSIDriver(t, kube)
+	testenv.EnsureCSIDriver(context.Background(), t, kube)
 	cleanupPVs(t, kube, ns)
 	prov := "glusterkube.io/" + ns
 	startProvisioner(t, env, prov)

@@ -83,7 +83,7 @@ func TestApplyRefusesClaimInUse(t *testing.T) {
 	cluster := testenv.HeketiCluster(t, h)
 	kube := fastClient(t, env.Config)
 	ctx := context.Background()
-	ensureCSIDriver(t, kube)
+	testenv.EnsureCSIDriver(context.Background(), t, kube)
 	cleanupPVs(t, kube, ns)
 	class := createClass(t, kube, testenv.InTreeClass(ns, v1.PersistentVolumeReclaimDelete, map[string]string{"resturl": env.Heketi.URL, "restauthenabled": "false", "clusterid": cluster}))
 	vols := makeInTree(t, kube, h, class, ns, "busy", "late")

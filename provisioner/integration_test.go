@@ -13,13 +13,11 @@ import (
 	"github.com/heketi/heketi/pkg/glusterfs/api"
 	appsv1 "k8s.io/api/apps/v1"
 	v1 "k8s.io/api/core/v1"
-	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/ptr"
 
 	"github.com/glusterkube/glusterkube/csi"
 	"github.com/glusterkube/glusterkube/internal/heketi"
@@ -121,21 +119,6 @@ func checkPVSource(t *testing.T, kube kubernetes.Interface, ns, claim, source st
 	}
 }
 
-// ensureCSIDriver registers glusterkube's CSIDriver as an install does
-// (no attach: GlusterFS volumes are mounted, not attached), so the
-// attach-detach controller does not wait for an attacher for CSI PVs. It
-// stays for the control plane's life.
-func ensureCSIDriver(t *testing.T, kube kubernetes.Interface) {
-	t.Helper()
-	_, err := kube.StorageV1().CSIDrivers().Create(context.Background(), &storagev1.CSIDriver{
-		ObjectMeta: metav1.ObjectMeta{Name: csi.DriverName},
-		Spec:       storagev1.CSIDriverSpec{AttachRequired: ptr.To(false), PodInfoOnMount: ptr.To(false)},
-	}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-}
-
 // The seeds' StatefulSet: its three claims (volumeClaimTemplates on a
 // Delete class) get three replica-3 heketi volumes with distinct GIDs, as
 // CSI PVs (and, by the class parameter, in-tree PVs) bound by the real PV
@@ -154,7 +137,7 @@ func testStatefulSetDeleteClass(t *testing.T, source string) {
 	cluster := heketiCluster(t, h)
 	r := startProvisioner(t, env, provName(ns), heketi.Config{URL: env.Heketi.URL}, nil, true)
 	kube := env.Client
-	ensureCSIDriver(t, kube)
+	testenv.EnsureCSIDriver(context.Background(), t, kube)
 	sc := ns + "-delete"
 	createClass(t, kube, storageClass(sc, r.name, v1.PersistentVolumeReclaimDelete, withSource(map[string]string{
 		"clusterid": cluster, "volumetype": "replicate:3", "gidMin": "40000", "gidMax": "40100",

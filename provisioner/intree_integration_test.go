@@ -31,7 +31,7 @@ func TestInTreeClasses(t *testing.T) {
 	cluster := heketiCluster(t, h)
 	kube := env.Client
 	ctx := context.Background()
-	ensureCSIDriver(t, kube)
+	testenv.EnsureCSIDriver(context.Background(), t, kube)
 
 	del, retain, gone := ns+"-intree-delete", ns+"-intree-retain", ns+"-intree-gone"
 	params := map[string]string{"resturl": env.Heketi.URL, "clusterid": cluster, "restauthenabled": "false"}

@@ -67,9 +67,13 @@ func DecodeManifestFile(t testing.TB, path string, into map[string]runtime.Objec
 // clients reach glusterd only through hostNetwork, and the plugin's PID
 // namespace is its container's, so killing the container kills what the
 // plugin started — the restart the mount service is there to survive.
-func (s *StorageNode) InstallCSINode(ctx context.Context, t *testing.T, ns string) {
+// EnsureCSIDriver creates the CSIDriver object of examples/csi unless one
+// of the name exists, and returns its name: every test that needs it gets
+// the one users apply (no attach, so the attach-detach controller does not
+// wait for an attacher), whichever test makes it first. It stays for the
+// control plane's life.
+func EnsureCSIDriver(ctx context.Context, t testing.TB, kube kubernetes.Interface) string {
 	t.Helper()
-	kube := s.env.Client
 	driver := &storagev1.CSIDriver{}
 	for _, u := range DecodeManifestFile(t, filepath.Join(CSIExamples(), "10-csidriver.yaml"), nil) {
 		if u.GetKind() != "CSIDriver" {
@@ -82,14 +86,16 @@ func (s *StorageNode) InstallCSINode(ctx context.Context, t *testing.T, ns strin
 	if driver.Name == "" {
 		t.Fatal("examples/csi/10-csidriver.yaml holds no CSIDriver")
 	}
-	switch _, err := kube.StorageV1().CSIDrivers().Create(ctx, driver, metav1.CreateOptions{}); {
-	case err == nil:
-		t.Cleanup(func() {
-			_ = kube.StorageV1().CSIDrivers().Delete(context.Background(), driver.Name, metav1.DeleteOptions{})
-		})
-	case !apierrors.IsAlreadyExists(err):
+	if _, err := kube.StorageV1().CSIDrivers().Create(ctx, driver, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+	return driver.Name
+}
+
+func (s *StorageNode) InstallCSINode(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	kube := s.env.Client
+	driver := EnsureCSIDriver(ctx, t, kube)
 
 	const name = "glusterkube-csi-node"
 	sa, role, binding := &corev1.ServiceAccount{}, &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}
@@ -166,7 +172,7 @@ func (s *StorageNode) InstallCSINode(ctx context.Context, t *testing.T, ns strin
 			return false, err
 		}
 		for _, d := range cn.Spec.Drivers {
-			if d.Name == driver.Name {
+			if d.Name == driver {
 				return true, nil
 			}
 		}
