@@ -280,21 +280,6 @@ func (e *Env) NewRealNode(t testing.TB) *RealNode {
 	return n
 }
 
-// RealNode returns the real node Options.RealNode started, skipping the
-// test when it could not start (failing it under CI=true).
-func (e *Env) RealNode(t testing.TB) *RealNode {
-	t.Helper()
-	if e.realNodeErr != nil {
-		failOrSkip(t, fmt.Errorf("real node: %w", e.realNodeErr))
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.realNodes) == 0 {
-		t.Fatal("testenv: no real node: set Options.RealNode, or call env.NewRealNode(t)")
-	}
-	return e.realNodes[0]
-}
-
 // nsPath is the path of one of the node's namespaces ("net", "mnt", ...).
 func (n *RealNode) nsPath(ns string) string {
 	if ns == "pid" {
