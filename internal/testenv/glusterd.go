@@ -496,7 +496,10 @@ func (g *Glusterd) Close() error {
 // bricks, the self-heal daemon and the FUSE clients (every process whose
 // command line names the temp dir). They share one network namespace, so
 // /proc/<pid>/net/tcp of any of them lists their sockets.
-func (g *Glusterd) Pids() []int {
+func (g *Glusterd) Pids() []int { return pidsNaming(g.Dir) }
+
+// pidsNaming returns the pids of the processes whose command line names dir.
+func pidsNaming(dir string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range entries {
@@ -505,7 +508,7 @@ func (g *Glusterd) Pids() []int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, []byte(g.Dir)) {
+		if err == nil && bytes.Contains(b, []byte(dir)) {
 			out = append(out, pid)
 		}
 	}
