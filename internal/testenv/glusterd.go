@@ -221,10 +221,17 @@ func startGlusterd(ctx context.Context, netns string) (_ *Glusterd, err error) {
 // cannot run glusterd (failing it under CI=true).
 func NewGlusterd(t testing.TB) *Glusterd {
 	t.Helper()
+	return newGlusterd(t, "")
+}
+
+// newGlusterd is NewGlusterd and RealNode.NewGlusterd: a glusterd in a new
+// network namespace, or in the one at netns.
+func newGlusterd(t testing.TB, netns string) *Glusterd {
+	t.Helper()
 	requireIntegration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	g, err := StartGlusterd(ctx)
+	g, err := startGlusterd(ctx, netns)
 	if err != nil {
 		failOrSkip(t, fmt.Errorf("start glusterd: %w", err))
 	}

@@ -340,21 +340,7 @@ func (n *RealNode) StartProcess(name, bin string, args []string, env []string) (
 // fails under CI=true) as NewGlusterd does.
 func (n *RealNode) NewGlusterd(t testing.TB) *Glusterd {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	g, err := n.StartGlusterd(ctx)
-	if err != nil {
-		failOrSkip(t, err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("glusterd logs:\n%s", g.Log())
-		}
-		if err := g.Close(); err != nil {
-			t.Errorf("close glusterd: %v", err)
-		}
-	})
-	return g
+	return newGlusterd(t, n.NetNS())
 }
 
 // StartGlusterd is NewGlusterd for programs (make demo): close the
