@@ -293,8 +293,13 @@ func (n *RealNode) nsPath(ns string) string {
 // NetNS is the path of the node's network namespace (for nsenter --net).
 func (n *RealNode) NetNS() string { return n.nsPath("net") }
 
-// MountNS is the path of the node's mount namespace (for nsenter --mount).
-func (n *RealNode) MountNS() string { return n.nsPath("mnt") }
+// Mounts returns the mount points at or under dir in the node's mount
+// namespace (every one for dir ""), of file system type fstype ("" for
+// any), as MountsIn does: the namespace's first process (unshare, which
+// made it) lists them in its mountinfo. Nil when the node has stopped.
+func (n *RealNode) Mounts(dir, fstype string) []string {
+	return MountsIn(fmt.Sprintf("/proc/%d/mountinfo", n.holder.cmd.Process.Pid), dir, fstype)
+}
 
 // HostPath maps a path of the node to the host: node paths under the bound
 // folders (/var/lib/kubelet, ...) are files in the node's temp dir; other
