@@ -176,13 +176,9 @@ func TestRealNodeMountsCSIVolume(t *testing.T) {
 	}, func(ev watch.Event) (bool, error) { return ev.Type == watch.Deleted, nil }); err != nil {
 		t.Fatalf("pod not deleted: %v", err)
 	}
-	out, err := node.Run(ctx, "cat", "/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "fuse.glusterfs") && strings.Contains(line, pvName) {
-			t.Errorf("mount left on the node after the pod was deleted: %s", line)
+	for _, m := range node.Mounts("", "fuse.glusterfs") {
+		if strings.Contains(m, pvName) {
+			t.Errorf("mount left on the node after the pod was deleted: %s", m)
 		}
 	}
 }

@@ -124,22 +124,6 @@ func onlyPod(ctx context.Context, t *testing.T, kube kubernetes.Interface, ns st
 	return pod
 }
 
-// nodeMounts lists the mount points of GlusterFS FUSE mounts on the node.
-func nodeMounts(ctx context.Context, t *testing.T, node *testenv.RealNode) []string {
-	t.Helper()
-	out, err := node.Run(ctx, "cat", "/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m []string
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.Contains(line, " - fuse.glusterfs ") {
-			m = append(m, f[4])
-		}
-	}
-	return m
-}
-
 func getPV(ctx context.Context, t *testing.T, kube kubernetes.Interface, name string) *v1.PersistentVolume {
 	t.Helper()
 	pv, err := kube.CoreV1().PersistentVolumes().Get(ctx, name, metav1.GetOptions{})

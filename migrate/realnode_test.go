@@ -244,7 +244,7 @@ func TestRealNodeMigratedVolumeMounts(t *testing.T) {
 		}
 	}
 	mount := fmt.Sprintf("/var/lib/kubelet/pods/%s/volumes/kubernetes.io~csi/%s/mount", pod.UID, pvName)
-	if m := nodeMounts(ctx, t, s.Node); !slices.Contains(m, mount) {
+	if m := s.Node.Mounts("", "fuse.glusterfs"); !slices.Contains(m, mount) {
 		t.Errorf("no GlusterFS mount of the CSI volume at %s on the node; GlusterFS mounts: %v", mount, m)
 	}
 	newData := "written by " + pod.Name + " after the upgrade\n"
@@ -266,7 +266,7 @@ func TestRealNodeMigratedVolumeMounts(t *testing.T) {
 	mark = time.Now()
 	scale(ctx, t, kube, dep, 0)
 	testenv.Eventually(t, time.Minute, "the kubelet unmounted the volume", func(ctx context.Context) (bool, error) {
-		m := nodeMounts(ctx, t, s.Node)
+		m := s.Node.Mounts("", "fuse.glusterfs")
 		return len(m) == 0, fmt.Errorf("GlusterFS mounts left: %v", m)
 	})
 	states, err := claimLog.stop()

@@ -446,14 +446,8 @@ func TestRealNodeProvisionedVolumes(t *testing.T) {
 		// pods ran to the end, so the API server deleted them at once and
 		// the kubelet tears their volumes down after).
 		eventually(t, time.Minute, "no GlusterFS mount left on the node", func(ctx context.Context) (bool, error) {
-			out, err := s.Node.Run(ctx, "cat", "/proc/self/mountinfo")
-			if err != nil {
-				return false, err
-			}
-			for _, line := range strings.Split(out, "\n") {
-				if strings.Contains(line, "fuse.glusterfs") {
-					return false, fmt.Errorf("mount left: %s", line)
-				}
+			if m := s.Node.Mounts("", "fuse.glusterfs"); len(m) > 0 {
+				return false, fmt.Errorf("mounts left: %v", m)
 			}
 			return true, nil
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,11 +188,7 @@ cat /data/hello.txt`},
 	// A pod that ran to the end is deleted at once; the kubelet tears its
 	// volumes down after.
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(250 * time.Millisecond) {
-		mounts, err := node.Run(ctx, "cat", "/proc/self/mountinfo")
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(mounts, pv.Name) {
+		if !slices.ContainsFunc(node.Mounts("", ""), func(m string) bool { return strings.Contains(m, pv.Name) }) {
 			break
 		}
 		if time.Now().After(deadline) {

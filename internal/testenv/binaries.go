@@ -33,7 +33,7 @@ type component struct {
 }
 
 var components = []component{
-	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi, recipe: "4+mock-clone"}, // the mock executor clones (heketi_mockclone.go)
+	{module: "heketi", bins: []string{"heketi", "heketi-cli"}, build: buildHeketi, recipe: "4+mock-clone\n" + mockCloneSource}, // the mock executor clones (heketi_mockclone.go): its source is in the key
 	{module: "kube", bins: []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kubelet"}, build: buildKube, recipe: "6"},
 	{module: "kwok", bins: []string{"kwok", "kwok-stages"}, build: buildKwok, recipe: "4"},
 	{module: "pause", bins: []string{"pause"}, build: buildPause, recipe: "1", sources: true},

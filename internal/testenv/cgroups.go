@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -31,27 +30,11 @@ func init() { dirCleanups[realNodePrefix] = removeNodeCgroups }
 // cgroupMounts returns the mount points of the host's cgroup hierarchies
 // (v1 controllers, named v1 hierarchies and the v2 unified one).
 func cgroupMounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := slices.Index(fields, "-")
-		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
-			continue
-		}
-		if t := fields[sep+1]; t == "cgroup" || t == "cgroup2" {
-			out = append(out, unescapeMount(fields[4]))
-		}
-	}
+	out := append(MountsIn("/proc/self/mountinfo", "", "cgroup"), MountsIn("/proc/self/mountinfo", "", "cgroup2")...)
 	if len(out) == 0 {
 		return nil, errors.New("no cgroup file system is mounted")
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 // ownCgroup returns this process's cgroup: in the v1 memory hierarchy when

@@ -16,9 +16,9 @@
 //   - glusterkube itself: a test binary whose TestMain calls
 //     RunCommandIfAsked(app.Main) runs as glusterkube when started through
 //     Command (a CSI node plugin, a mount service), under StartProcess;
-//   - a real node on demand (env.NewRealNode(t), Options.RealNode): the
-//     kubelet (built from hack/kube) and Debian's containerd, runc and CNI
-//     plugins in namespaces of their own, running real pods from images
+//   - a real node on demand (env.NewRealNode(t)): the kubelet (built from
+//     hack/kube) and Debian's containerd, runc and CNI plugins in
+//     namespaces of their own, running real pods from images
 //     built locally (see realnode.go and images.go; glusterkube_image.go
 //     builds the image the CSI DaemonSets of examples/csi run);
 //   - a storage node (env.NewStorageNode(t, ...), storagenode.go): a real

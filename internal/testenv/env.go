@@ -29,11 +29,6 @@ type Options struct {
 	Nodes int
 	// Heketi runs one shared heketi server (no auth).
 	Heketi bool
-	// RealNode starts one real node (real-node-1: a kubelet and containerd
-	// running real pods, see realnode.go) with the environment. When the
-	// machine cannot run it the environment starts without it and
-	// Env.RealNode skips (or fails, under CI=true) the tests that need it.
-	RealNode bool
 	// Dir, when set, is used instead of a new temp dir (and kept).
 	Dir string
 }
@@ -52,8 +47,7 @@ type Env struct {
 
 	mu            sync.Mutex
 	realNodes     []*RealNode
-	realNodeCount int   // real nodes ever started, for names and addresses
-	realNodeErr   error // why Options.RealNode's node did not start
+	realNodeCount int // real nodes ever started, for names and addresses
 }
 
 // Integration reports whether integration tests are on.
@@ -206,12 +200,6 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		}
 		if err := e.WaitNodesReady(ctx, e.Nodes...); err != nil {
 			return nil, err
-		}
-		if opts.RealNode {
-			if _, err := e.StartRealNode(ctx, "real-node-1"); err != nil {
-				e.realNodeErr = err
-				fmt.Fprintf(os.Stderr, "testenv: real node: %v\n", err)
-			}
 		}
 	}
 	return e, nil

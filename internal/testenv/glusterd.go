@@ -221,10 +221,17 @@ func startGlusterd(ctx context.Context, netns string) (_ *Glusterd, err error) {
 // cannot run glusterd (failing it under CI=true).
 func NewGlusterd(t testing.TB) *Glusterd {
 	t.Helper()
+	return newGlusterd(t, "")
+}
+
+// newGlusterd is NewGlusterd and RealNode.NewGlusterd: a glusterd in a new
+// network namespace, or in the one at netns.
+func newGlusterd(t testing.TB, netns string) *Glusterd {
+	t.Helper()
 	requireIntegration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	g, err := StartGlusterd(ctx)
+	g, err := startGlusterd(ctx, netns)
 	if err != nil {
 		failOrSkip(t, fmt.Errorf("start glusterd: %w", err))
 	}
@@ -496,7 +503,10 @@ func (g *Glusterd) Close() error {
 // bricks, the self-heal daemon and the FUSE clients (every process whose
 // command line names the temp dir). They share one network namespace, so
 // /proc/<pid>/net/tcp of any of them lists their sockets.
-func (g *Glusterd) Pids() []int {
+func (g *Glusterd) Pids() []int { return pidsNaming(g.Dir) }
+
+// pidsNaming returns the pids of the processes whose command line names dir.
+func pidsNaming(dir string) []int {
 	entries, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range entries {
@@ -505,7 +515,7 @@ func (g *Glusterd) Pids() []int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(b, []byte(g.Dir)) {
+		if err == nil && bytes.Contains(b, []byte(dir)) {
 			out = append(out, pid)
 		}
 	}

@@ -49,8 +49,6 @@ type Image struct {
 	Ref        string
 	Entrypoint []string
 	Cmd        []string
-	Env        []string
-	WorkingDir string
 
 	entries map[string]imageEntry // by clean path without the leading "/"
 	elfSeen map[string]bool
@@ -373,8 +371,8 @@ func (im *Image) WriteTarball(w io.Writer) error {
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Created = v1.Time{Time: imageTime}
-	cf.Config.Entrypoint, cf.Config.Cmd, cf.Config.WorkingDir = im.Entrypoint, im.Cmd, im.WorkingDir
-	cf.Config.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, im.Env...)
+	cf.Config.Entrypoint, cf.Config.Cmd = im.Entrypoint, im.Cmd
+	cf.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}

@@ -280,21 +280,6 @@ func (e *Env) NewRealNode(t testing.TB) *RealNode {
 	return n
 }
 
-// RealNode returns the real node Options.RealNode started, skipping the
-// test when it could not start (failing it under CI=true).
-func (e *Env) RealNode(t testing.TB) *RealNode {
-	t.Helper()
-	if e.realNodeErr != nil {
-		failOrSkip(t, fmt.Errorf("real node: %w", e.realNodeErr))
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.realNodes) == 0 {
-		t.Fatal("testenv: no real node: set Options.RealNode, or call env.NewRealNode(t)")
-	}
-	return e.realNodes[0]
-}
-
 // nsPath is the path of one of the node's namespaces ("net", "mnt", ...).
 func (n *RealNode) nsPath(ns string) string {
 	if ns == "pid" {
@@ -308,8 +293,13 @@ func (n *RealNode) nsPath(ns string) string {
 // NetNS is the path of the node's network namespace (for nsenter --net).
 func (n *RealNode) NetNS() string { return n.nsPath("net") }
 
-// MountNS is the path of the node's mount namespace (for nsenter --mount).
-func (n *RealNode) MountNS() string { return n.nsPath("mnt") }
+// Mounts returns the mount points at or under dir in the node's mount
+// namespace (every one for dir ""), of file system type fstype ("" for
+// any), as MountsIn does: the namespace's first process (unshare, which
+// made it) lists them in its mountinfo. Nil when the node has stopped.
+func (n *RealNode) Mounts(dir, fstype string) []string {
+	return MountsIn(fmt.Sprintf("/proc/%d/mountinfo", n.holder.cmd.Process.Pid), dir, fstype)
+}
 
 // HostPath maps a path of the node to the host: node paths under the bound
 // folders (/var/lib/kubelet, ...) are files in the node's temp dir; other
@@ -355,21 +345,7 @@ func (n *RealNode) StartProcess(name, bin string, args []string, env []string) (
 // fails under CI=true) as NewGlusterd does.
 func (n *RealNode) NewGlusterd(t testing.TB) *Glusterd {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	g, err := n.StartGlusterd(ctx)
-	if err != nil {
-		failOrSkip(t, err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("glusterd logs:\n%s", g.Log())
-		}
-		if err := g.Close(); err != nil {
-			t.Errorf("close glusterd: %v", err)
-		}
-	})
-	return g
+	return newGlusterd(t, n.NetNS())
 }
 
 // StartGlusterd is NewGlusterd for programs (make demo): close the

@@ -57,7 +57,7 @@ func TestRealNodeSweptAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	cgroup := strings.Fields(string(b))[0]
-	before := sweepPids(dir)
+	before := pidsNaming(dir)
 	if len(before) < 3 {
 		t.Fatalf("processes naming %s before the kill: %v; want unshare, containerd and the container at least", dir, before)
 	}
@@ -67,7 +67,7 @@ func TestRealNodeSweptAfterSIGKILL(t *testing.T) {
 	_ = cmd.Wait()
 
 	deadline := time.Now().Add(15 * time.Second)
-	for left := sweepPids(dir); len(left) > 0; left = sweepPids(dir) {
+	for left := pidsNaming(dir); len(left) > 0; left = pidsNaming(dir) {
 		if time.Now().After(deadline) {
 			t.Fatalf("processes of the killed node still running: %v", left)
 		}
@@ -105,17 +105,4 @@ func runNodeChild(t *testing.T) {
 	}
 	fmt.Printf("node-dir %s\n", n.Dir)
 	<-ctx.Done()
-}
-
-// sweepPids returns the pids of processes whose command line names dir.
-func sweepPids(dir string) []string {
-	entries, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), dir) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }

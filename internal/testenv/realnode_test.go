@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -296,14 +297,14 @@ func TestRealNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pids := nodePids(node.Dir)
+		pids := testenv.PidsNaming(node.Dir)
 		if len(pids) < 3 {
 			t.Fatalf("processes naming the node's dir: %v; want the node's init, containerd and the kubelet", pids)
 		}
 		for _, pid := range pids {
-			if ns, err := os.Readlink(filepath.Join("/proc", pid, "ns/net")); err == nil && ns != nodeNet {
-				cmd, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
-				t.Errorf("pid %s (%s) is in network namespace %s, not the node's %s", pid, strings.ReplaceAll(string(cmd), "\x00", " "), ns, nodeNet)
+			if ns, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns/net")); err == nil && ns != nodeNet {
+				cmd, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+				t.Errorf("pid %d (%s) is in network namespace %s, not the node's %s", pid, strings.ReplaceAll(string(cmd), "\x00", " "), ns, nodeNet)
 			}
 		}
 		// Listening sockets of the node's namespace: the kubelet on the
@@ -311,7 +312,7 @@ func TestRealNode(t *testing.T) {
 		allowed := map[string]bool{"127.0.0.1": true, node.IP: true, "10.0.0.1": true}
 		seen := 0
 		for _, f := range []string{"net/tcp", "net/tcp6"} {
-			b, err := os.ReadFile(filepath.Join("/proc", pids[0], f))
+			b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pids[0]), f))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +343,7 @@ func TestRealNode(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", cgroup, "kubepods")); len(left) == 0 {
 			t.Fatalf("no kubepods cgroup under %s: the check below would prove nothing", cgroup)
 		}
-		pids := nodePids(dir)
+		pids := testenv.PidsNaming(dir)
 		if len(pids) == 0 {
 			t.Fatal("no process names the node's temp dir: the check below would prove nothing")
 		}
@@ -368,27 +369,13 @@ func TestRealNode(t *testing.T) {
 			}
 			t.Errorf("cgroup folder %s made for the node is still there", made)
 		}
-		if left := nodePids(dir); len(left) > 0 {
+		if left := testenv.PidsNaming(dir); len(left) > 0 {
 			t.Errorf("processes left: %v", left)
 		}
 		if _, err := env.Client.CoreV1().Nodes().Get(context.Background(), node.Name, metav1.GetOptions{}); err == nil {
 			t.Errorf("Node %s still registered", node.Name)
 		}
 	})
-}
-
-// nodePids returns the pids of the processes whose command line names dir
-// (unshare, containerd, the kubelet, through nsenter).
-func nodePids(dir string) []string {
-	entries, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), dir) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }
 
 func waitPod(ctx context.Context, t *testing.T, env *testenv.Env, ns, name string, ok func(*corev1.Pod) bool) *corev1.Pod {
