@@ -24,7 +24,8 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, testenv.Options{Kube: true, Heketi: true}))
 }
 
-// fastClient is a clientset without client-go's default 5 QPS.
+// fastClient is a clientset with more room than the environment's (QPS 200):
+// the benchmark converts hundreds of PVs at once.
 func fastClient(t testing.TB, cfg *rest.Config) kubernetes.Interface {
 	t.Helper()
 	c := rest.CopyConfig(cfg)
